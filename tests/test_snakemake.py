@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import folder_dataset, write_audio, write_overlay
+from conftest import NO_REPORTS, folder_dataset, write_audio, write_overlay
 
 ALL = ["synth_digits", "synth_scenes", "synth_music", "fsdd", "audiomnist", "urbansound8k",
        "tau2019", "gtzan", "esc50", "esc10"]
@@ -25,7 +25,7 @@ def job_counts(output: str) -> dict:
 
 
 def test_dry_run_lists_every_dataset(workflow_copy, tmp_path):
-    overlay = write_overlay(tmp_path / "all.yaml", {"build": {"datasets": ALL}, "experiments": []})
+    overlay = write_overlay(tmp_path / "all.yaml", {"build": {"datasets": ALL}, **NO_REPORTS})
     rc, out = snakemake(workflow_copy, "-n", "--configfile", str(overlay))
     assert rc == 0, out
     assert job_counts(out) == {"raw": 10, "interim": 10, "features": 10, "all": 1}
@@ -37,8 +37,11 @@ def test_paper_dag_trains_every_experiment(workflow_copy):
     """params.yaml as shipped: 4 datasets; 3x10 AudioMNIST runs, 2x2x10 for TAU and US8K, 10 GTZAN."""
     rc, out = snakemake(workflow_copy, "-n")
     assert rc == 0, out
-    assert job_counts(out) == {"raw": 4, "interim": 4, "features": 4, "train": 120, "all": 1}
+    assert job_counts(out) == {"raw": 4, "interim": 4, "features": 4, "train": 120, "baseline": 120,
+                               "evaluate": 240, "table": 3, "tsne_figure": 1, "latent_vs_pca_figure": 1,
+                               "gumbel_softmax_figure": 1, "curves_figure": 12, "all": 1}
     assert "results/runs/tau2019/cat_uvac_l2/k5/seed9/metrics.json" in out
+    assert "results/runs/audiomnist/gmm_em/k10/seed9/scores.json" in out
 
 
 @pytest.fixture
@@ -49,7 +52,7 @@ def tiny(workflow_copy, tmp_path):
         for i in range(6):
             write_audio(src / label / f"{i}.wav", rate=8000, seconds=float(rng.uniform(0.3, 1.2)), freq=freq + 10 * i)
     cfg = folder_dataset(src)
-    overlay = write_overlay(tmp_path / "tiny.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}, "experiments": []})
+    overlay = write_overlay(tmp_path / "tiny.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}, **NO_REPORTS})
     return workflow_copy, overlay, cfg
 
 
@@ -69,20 +72,20 @@ def test_full_build_then_noop_then_only_dependents_rerun(tiny, tmp_path):
 
     # a feature param re-runs the features only; decoded audio is reused
     cfg["normalize"] = "dataset"
-    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}, "experiments": []})
+    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}, **NO_REPORTS})
     rc, out = snakemake(wf, "-n", "--configfile", str(changed))
     assert rc == 0 and job_counts(out) == {"features": 1, "all": 1}, out
 
     # the clip length changes the decoded clips, so interim and features re-run, not the raw stage
     cfg["clip_seconds"] = 0.5
-    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}, "experiments": []})
+    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}, **NO_REPORTS})
     rc, out = snakemake(wf, "-n", "--configfile", str(changed))
     assert rc == 0 and job_counts(out) == {"interim": 1, "features": 1, "all": 1}, out
 
 
 def test_missing_download_fails_with_one_clear_message(workflow_copy, tmp_path):
     """Offline and without `source:`, the raw stage names the URL, the file and the param to set."""
-    overlay = write_overlay(tmp_path / "esc.yaml", {"build": {"datasets": ["esc50"]}, "download": {"retries": 1}, "experiments": []})
+    overlay = write_overlay(tmp_path / "esc.yaml", {"build": {"datasets": ["esc50"]}, "download": {"retries": 1}, **NO_REPORTS})
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1",
                            "data/raw/esc50/source.json", "--configfile", str(overlay)], cwd=workflow_copy, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "https_proxy": "http://127.0.0.1:9",
@@ -105,11 +108,10 @@ def test_train_rule_writes_a_complete_run(tiny, tmp_path):
     overlay = write_overlay(tmp_path / "train.yaml", {
         "build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg},
         "methods": {"uvac": {"epochs": 2, "batch_size": 4}},
-        "train": {"checkpoint_every": 1},
-        "experiments": [{"dataset": "tiny", "methods": ["uvac"], "ks": [2], "n_seeds": 1}]})
-    rc, out = snakemake(wf, "--configfile", str(overlay))
-    assert rc == 0, out
+        "train": {"checkpoint_every": 1}, **NO_REPORTS})
     run = wf / "results/runs/tiny/uvac/k2/seed0"
+    rc, out = snakemake(wf, "--configfile", str(overlay), f"{run.relative_to(wf)}/metrics.json")
+    assert rc == 0, out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["k"] == 2 and metrics["epochs"] == 2 and 1 <= metrics["clusters_used"] <= 2
     assert 0 <= metrics["accuracy"] <= 1 and metrics["n_test"] == 2
@@ -121,5 +123,5 @@ def test_train_rule_writes_a_complete_run(tiny, tmp_path):
         assert np.isclose(emb["proba"].sum(axis=1), 1, atol=1e-5).all()
         assert est.predict(np.zeros((1, 1, 128, 99), np.float32)).shape == (1,)
     assert "uvac epoch 2/2" in (wf / "logs/train/tiny/uvac/k2/seed0.log").read_text()
-    rc, out = snakemake(wf, "-n", "--configfile", str(overlay))
+    rc, out = snakemake(wf, "-n", "--configfile", str(overlay), f"{run.relative_to(wf)}/metrics.json")
     assert rc == 0 and "Nothing to be done" in out, out

@@ -43,6 +43,28 @@ def cmd_data(args) -> None:
     print(json.dumps({"interim": interim, "features": feats}, indent=2))
 
 
+def cmd_provenance(args) -> None:
+    """What made a table or figure: its sidecar (or PNG metadata), readable or as JSON."""
+    import yaml
+
+    from . import provenance
+    record = provenance.read(args.file)
+    if args.json:
+        print(json.dumps(record, indent=2, sort_keys=True))
+        return
+    code = record["code"]
+    dirty = {True: " (uncommitted changes)", False: "", None: ""}[code["git_dirty"]]
+    print(f"{args.file}\n  params hash   {record['params_hash']}\n"
+          f"  code          uvac {code['uvac']}, git {code['git_commit'] or 'unknown (not a git checkout)'}{dirty}\n"
+          f"  device        training on {', '.join(record['device']['training']) or 'n/a'}; host {record['device']['host']}\n"
+          f"  seeds         {record['seeds']}")
+    for name, manifest in record["data_manifests"].items():
+        print(f"  data          {name}: {manifest['path']} sha256 {manifest['sha256'][:16]}")
+    print("  packages      " + ", ".join(f"{k} {v}" for k, v in record["packages"].items() if v))
+    print("  params (as the rule received them):")
+    print("    " + yaml.safe_dump(record["params"], sort_keys=False).rstrip().replace("\n", "\n    "))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="uvac", description=__doc__)
     parser.add_argument("-p", "--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -56,6 +78,10 @@ def main(argv=None) -> None:
     data.add_argument("--data-root", default="data")
     data.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     data.set_defaults(func=cmd_data)
+    prov = sub.add_parser("provenance", help="print what made a table or figure (params, code, data)")
+    prov.add_argument("file", help="a table (.csv/.md), a figure (.png) or a .provenance.json sidecar")
+    prov.add_argument("--json", action="store_true", help="the whole record as JSON")
+    prov.set_defaults(func=cmd_provenance)
     args = parser.parse_args(argv)
     log.setup()
     with log.user_errors(args.command):

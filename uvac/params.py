@@ -12,6 +12,9 @@ import jsonschema
 import yaml
 
 
+VAE_MODELS = ("uvac", "cat_uvac", "linear_vae")  # trained by the train rule; the rest are baselines
+
+
 class ParamsError(ValueError):
     """params.yaml (or an overlay) is not what the pipeline expects; the message names the key."""
 
@@ -124,28 +127,38 @@ def _semantic_problems(params: dict) -> list[str]:
                 problems.append(f"datasets.{name}.labels.pattern: required when labels.from is regex")
             if lab["from"] == "csv" and not lab["csv"]:
                 problems.append(f"datasets.{name}.labels.csv: required when labels.from is csv")
-    for i, exp in enumerate(params["experiments"]):
-        where = f"experiments[{i}]"
-        if exp["dataset"] not in params["datasets"]:
-            problems.append(f"{where}.dataset: {exp['dataset']!r} is not a key of datasets")
-        for m in exp["methods"]:
-            if m not in params["methods"]:
-                problems.append(f"{where}.methods: {m!r} is not a key of methods (known: {sorted(params['methods'])})")
-        ds = params["datasets"].get(exp["dataset"])
-        if ds is not None:
-            tabular = ds["features"]["kind"] == "mfcc_stats"
-            for m in exp["methods"]:
-                model = params["methods"].get(m, {}).get("model")
-                if model and (model == "linear_vae") != tabular:
-                    problems.append(f"{where}.methods: {m!r} ({model}) cannot train on {exp['dataset']!r} "
-                                    f"({ds['features']['kind']} features); linear_vae takes mfcc_stats, the others spectrograms")
+    for name, table in params["tables"].items():
+        for i, row in enumerate(table["rows"]):
+            problems += _run_problems(params, f"tables.{name}.rows[{i}]", row["dataset"], row["methods"])
+    for kind in ("tsne", "latent_vs_pca"):
+        for name, fig in params["figures"][kind].items():
+            problems += _run_problems(params, f"figures.{kind}.{name}", fig["dataset"], fig["methods"])
     for name, m in params["methods"].items():
+        if "logvar_clamp" not in m:
+            continue
         lo, hi = m["logvar_clamp"]
         if not lo < hi:
             problems.append(f"methods.{name}.logvar_clamp: expected [min, max] with min < max, got {m['logvar_clamp']}")
     for name in params["build"]["datasets"]:
         if name not in params["datasets"]:
             problems.append(f"build.datasets: {name!r} is not a key of datasets (known: {sorted(params['datasets'])})")
+    return problems
+
+
+def _run_problems(params: dict, where: str, dataset: str, methods: list[str]) -> list[str]:
+    """A table row or figure names a known dataset and methods that can run on its features."""
+    if dataset not in params["datasets"]:
+        return [f"{where}.dataset: {dataset!r} is not a key of datasets (known: {sorted(params['datasets'])})"]
+    problems = []
+    kind = params["datasets"][dataset]["features"]["kind"]
+    for m in methods:
+        if m not in params["methods"]:
+            problems.append(f"{where}.methods: {m!r} is not a key of methods (known: {sorted(params['methods'])})")
+            continue
+        model = params["methods"][m]["model"]
+        if model in VAE_MODELS and (model == "linear_vae") != (kind == "mfcc_stats"):
+            problems.append(f"{where}.methods: {m!r} ({model}) cannot train on {dataset!r} ({kind} features); "
+                            "linear_vae takes mfcc_stats, uvac and cat_uvac spectrograms")
     return problems
 
 

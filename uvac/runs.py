@@ -5,7 +5,7 @@
         model.pt          the fitted estimator (weights only)
         history.csv/.jsonl per-epoch losses, KL terms, lr, tau, cluster usage
         embeddings.npz    test split: clip_id, label_id, z (latent means), proba, cluster
-        metrics.json      test accuracy / NMI and cluster usage (the full metric set: evaluate rule)
+        metrics.json      test accuracy / NMI, cluster usage, device (the full metric set: evaluate rule)
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import normalized_mutual_info_score
 
 from .estimators import CategoricalUVAC, LinearVAE, UVAC
 from .io import atomic_path, write_json
-from .metrics import unsupervised_accuracy
+from .metrics import label_scores
 from .pipeline import load_split
+from .training import resolve_device
 
 ESTIMATORS = {"uvac": UVAC, "cat_uvac": CategoricalUVAC, "linear_vae": LinearVAE}
 
@@ -46,19 +46,25 @@ def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, 
     est.save(run_dir / "model.pt")
 
     test = load_split(features_dir, "test")
-    z = est.transform(test["x"])
-    clusters = est.predict(test["x"])
-    proba = est.predict_proba(test["x"]) if hasattr(est, "predict_proba") else np.zeros((len(z), 0), np.float32)
+    out = {"z": est.transform(test["x"]), "cluster": est.predict(test["x"]),
+           "proba": est.predict_proba(test["x"]) if hasattr(est, "predict_proba")
+           else np.zeros((len(test["x"]), 0), np.float32)}
+    return write_run_outputs(run_dir, test, out, k=k, seed=seed,
+                             extra={"epochs": method["epochs"], "fit_seconds": round(seconds, 1),
+                                    "device": str(resolve_device(est.config.device))})
+
+
+def write_run_outputs(run_dir: Path, test: dict, out: dict, *, k: int, seed: int, extra: dict) -> dict:
+    """embeddings.npz (test clips: z, proba, cluster) and metrics.json (cluster usage, accuracy,
+    NMI), the same for a trained model and a baseline."""
+    clusters = out["cluster"]
     with atomic_path(run_dir / "embeddings.npz") as tmp:
-        np.savez(tmp, clip_id=test["clip_id"], label_id=test["label_id"], z=z, proba=proba, cluster=clusters)
+        np.savez(tmp, clip_id=test["clip_id"], label_id=test["label_id"], z=out["z"], proba=out["proba"],
+                 cluster=clusters)
     used = np.bincount(clusters, minlength=k)
     metrics = {"n_test": len(clusters), "k": k, "seed": seed, "clusters_used": int((used > 0).sum()),
-               "largest_cluster_share": round(float(used.max() / len(clusters)), 4),
-               "epochs": method["epochs"], "fit_seconds": round(seconds, 1)}
-    labelled = test["label_id"] >= 0
-    if labelled.any():
-        metrics["accuracy"] = round(unsupervised_accuracy(test["label_id"][labelled], clusters[labelled]), 4)
-        metrics["nmi"] = round(float(normalized_mutual_info_score(test["label_id"][labelled], clusters[labelled],
-                                                                  average_method="arithmetic")), 4)
+               "largest_cluster_share": round(float(used.max() / len(clusters)), 4), **extra}
+    scores, _ = label_scores(test["label_id"], clusters, k)
+    metrics.update({key: None if v is None else round(v, 4) for key, v in scores.items() if key != "n_classes"})
     write_json(run_dir / "metrics.json", metrics)
     return metrics

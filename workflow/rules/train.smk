@@ -1,6 +1,4 @@
-# Training: every method variant × K × seed of every experiment in params.yaml.
-
-RUN_DIR = "results/runs/{dataset}/{method}/k{k}/seed{seed}"
+# Training: every trained method (uvac, cat_uvac, linear_vae variants) × K × seed the tables name.
 
 
 rule train:
@@ -12,13 +10,14 @@ rule train:
         embeddings=f"{RUN_DIR}/embeddings.npz",
         metrics=f"{RUN_DIR}/metrics.json",
     params:
-        method=lambda w: config["methods"][w.method],
+        method=lambda w: METHODS[w.method],
         train=config["train"],
     log:
         "logs/train/{dataset}/{method}/k{k}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/train/{dataset}/{method}/k{k}/seed{seed}.tsv"
     wildcard_constraints:
+        method=one_of(VAE_METHODS),
         k=r"\d+",
         seed=r"\d+",
     threads: 2
@@ -31,6 +30,6 @@ rule train:
 
 
 rule runs:
-    """Target: every training run of the experiments."""
+    """Target: every run (trained or baseline) of the tables and figures."""
     input:
-        [f"{run}/metrics.json" for run in run_dirs()],
+        [run_path(run, "metrics.json") for run in all_runs()],

@@ -1,0 +1,77 @@
+"""Figures (DESIGN.md §6) from finished runs, each saved with its provenance.
+
+    results/figures/<name>.png                          t-SNE (UVAC Fig. 3), latent vs PCA (linear VAE Fig. 1)
+    results/figures/gumbel_softmax.png                  Categorical UVAC Fig. 2
+    results/figures/curves/<dataset>/<method>_k<K>.png  training curves, one line per seed
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import figures, provenance
+from .evaluation import SPACES, space_points
+from .tables import run_dir
+
+
+def _embeddings(path: Path) -> dict:
+    with np.load(path / "embeddings.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+def _label_names(features_dir: Path) -> list[str]:
+    return [str(x) for x in json.loads((Path(features_dir) / "summary.json").read_text())["labels"]]
+
+
+def tsne_file(spec: dict, methods: dict, out: Path, *, perplexity: float, max_points: int, seed: int,
+              provenance_params: dict, runs_root="results/runs", features_root="data/features") -> None:
+    """UVAC Fig. 3: each method's test clips in its own space, by cluster and by true label."""
+    features = Path(features_root) / spec["dataset"]
+    runs = [run_dir(runs_root, spec["dataset"], m, spec["k"], 0) for m in spec["methods"]]
+    panels = []
+    for method, run in zip(spec["methods"], runs):
+        emb = _embeddings(run)
+        space = SPACES[methods[method]["model"]][0]
+        points, idx = figures.embed_2d(space_points(space, emb, features), perplexity=perplexity, seed=seed,
+                                       max_points=max_points)
+        acc = json.loads((run / "metrics.json").read_text()).get("accuracy")
+        panels.append({"method": method, "space": space, "points": points, "clusters": emb["cluster"][idx],
+                       "labels": emb["label_id"][idx], "accuracy": acc})
+    fig = figures.tsne_figure(panels, _label_names(features),
+                              f"t-SNE of the {spec['dataset']} test set (K = {spec['k']}, seed-0 runs)")
+    provenance.save_figure(fig, out, provenance.for_runs(provenance_params, runs, [features]))
+
+
+def latent_vs_pca_file(spec: dict, methods: dict, out: Path, *, provenance_params: dict,
+                       runs_root="results/runs", features_root="data/features") -> None:
+    """Linear VAE Fig. 1: the latent means beside the PCA projection, K-means colours."""
+    features = Path(features_root) / spec["dataset"]
+    runs = [run_dir(runs_root, spec["dataset"], m, spec["k"], 0) for m in spec["methods"]]
+    panels = []
+    for method, run in zip(spec["methods"], runs):
+        emb = _embeddings(run)
+        space = SPACES[methods[method]["model"]][0]
+        scores = json.loads((run / "scores.json").read_text())
+        panels.append({"method": method, "space": space, "points": space_points(space, emb, features),
+                       "clusters": emb["cluster"], "silhouette": scores["spaces"][space]["silhouette"]})
+    fig = figures.latent_vs_pca_figure(panels, f"{spec['dataset']}: K-means (k = {spec['k']}) in each space, seed-0 runs")
+    provenance.save_figure(fig, out, provenance.for_runs(provenance_params, runs, [features]))
+
+
+def gumbel_softmax_file(spec: dict, out: Path, *, seed: int, provenance_params: dict) -> None:
+    """Categorical UVAC Fig. 2: one Gumbel-Softmax draw at each temperature (no data involved)."""
+    fig = figures.gumbel_softmax_figure(spec["n_classes"], spec["taus"], seed)
+    record = provenance.collect(provenance_params, seeds=[seed], manifests={}, devices=[])
+    provenance.save_figure(fig, out, record)
+
+
+def curves_file(dataset: str, method: str, k: int, seeds: list[int], out: Path, *, provenance_params: dict,
+                runs_root="results/runs", features_root="data/features") -> None:
+    """Training curves of one method × dataset × K, one line per seed."""
+    runs = [run_dir(runs_root, dataset, method, k, s) for s in seeds]
+    histories = {f"seed {s}": pd.read_csv(run / "history.csv") for s, run in zip(seeds, runs)}
+    fig = figures.training_curves_figure(histories, f"{method} on {dataset}, K = {k}", n_clusters=k)
+    provenance.save_figure(fig, out, provenance.for_runs(provenance_params, runs, [Path(features_root) / dataset]))
