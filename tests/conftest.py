@@ -43,8 +43,14 @@ def workflow_copy(tmp_path) -> Path:
     return dest
 
 
-# An overlay part that asks for no tables and no figures: only what a test names is built.
-NO_REPORTS = {"tables": {}, "figures": {"tsne": {}, "latent_vs_pca": {}, "gumbel_softmax": None}}
+@pytest.fixture
+def bare_workflow(workflow_copy) -> Path:
+    """The workflow copy with no tables and no figures in its params.yaml, so that only what a
+    test names is built (an overlay cannot empty a mapping: overlays merge key by key)."""
+    params = yaml.safe_load((workflow_copy / "params.yaml").read_text())
+    params.update(tables={}, figures={**params["figures"], "tsne": {}, "latent_vs_pca": {}, "gumbel_softmax": None})
+    (workflow_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return workflow_copy
 
 
 def write_overlay(path: Path, overlay: dict) -> Path:

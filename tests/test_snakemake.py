@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import NO_REPORTS, folder_dataset, write_audio, write_overlay
+from conftest import folder_dataset, write_audio, write_overlay
 
 ALL = ["synth_digits", "synth_scenes", "synth_music", "fsdd", "audiomnist", "urbansound8k",
        "tau2019", "gtzan", "esc50", "esc10"]
@@ -24,9 +24,9 @@ def job_counts(output: str) -> dict:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-def test_dry_run_lists_every_dataset(workflow_copy, tmp_path):
-    overlay = write_overlay(tmp_path / "all.yaml", {"build": {"datasets": ALL}, **NO_REPORTS})
-    rc, out = snakemake(workflow_copy, "-n", "--configfile", str(overlay))
+def test_dry_run_lists_every_dataset(bare_workflow, tmp_path):
+    overlay = write_overlay(tmp_path / "all.yaml", {"build": {"datasets": ALL}})
+    rc, out = snakemake(bare_workflow, "-n", "--configfile", str(overlay))
     assert rc == 0, out
     assert job_counts(out) == {"raw": 10, "interim": 10, "features": 10, "all": 1}
     for name in ALL:
@@ -45,15 +45,15 @@ def test_paper_dag_trains_every_experiment(workflow_copy):
 
 
 @pytest.fixture
-def tiny(workflow_copy, tmp_path):
+def tiny(bare_workflow, tmp_path):
     src = tmp_path / "rec"
     rng = np.random.default_rng(0)
     for label, freq in (("low", 300), ("high", 2000)):
         for i in range(6):
             write_audio(src / label / f"{i}.wav", rate=8000, seconds=float(rng.uniform(0.3, 1.2)), freq=freq + 10 * i)
     cfg = folder_dataset(src)
-    overlay = write_overlay(tmp_path / "tiny.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}, **NO_REPORTS})
-    return workflow_copy, overlay, cfg
+    overlay = write_overlay(tmp_path / "tiny.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}})
+    return bare_workflow, overlay, cfg
 
 
 def test_full_build_then_noop_then_only_dependents_rerun(tiny, tmp_path):
@@ -72,22 +72,22 @@ def test_full_build_then_noop_then_only_dependents_rerun(tiny, tmp_path):
 
     # a feature param re-runs the features only; decoded audio is reused
     cfg["normalize"] = "dataset"
-    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}, **NO_REPORTS})
+    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}})
     rc, out = snakemake(wf, "-n", "--configfile", str(changed))
     assert rc == 0 and job_counts(out) == {"features": 1, "all": 1}, out
 
     # the clip length changes the decoded clips, so interim and features re-run, not the raw stage
     cfg["clip_seconds"] = 0.5
-    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}, **NO_REPORTS})
+    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg}})
     rc, out = snakemake(wf, "-n", "--configfile", str(changed))
     assert rc == 0 and job_counts(out) == {"interim": 1, "features": 1, "all": 1}, out
 
 
-def test_missing_download_fails_with_one_clear_message(workflow_copy, tmp_path):
+def test_missing_download_fails_with_one_clear_message(bare_workflow, tmp_path):
     """Offline and without `source:`, the raw stage names the URL, the file and the param to set."""
-    overlay = write_overlay(tmp_path / "esc.yaml", {"build": {"datasets": ["esc50"]}, "download": {"retries": 1}, **NO_REPORTS})
+    overlay = write_overlay(tmp_path / "esc.yaml", {"build": {"datasets": ["esc50"]}, "download": {"retries": 1}})
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1",
-                           "data/raw/esc50/source.json", "--configfile", str(overlay)], cwd=workflow_copy, capture_output=True, text=True,
+                           "data/raw/esc50/source.json", "--configfile", str(overlay)], cwd=bare_workflow, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "https_proxy": "http://127.0.0.1:9",
                                "http_proxy": "http://127.0.0.1:9"})
     out = proc.stdout + proc.stderr
@@ -108,7 +108,7 @@ def test_train_rule_writes_a_complete_run(tiny, tmp_path):
     overlay = write_overlay(tmp_path / "train.yaml", {
         "build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg},
         "methods": {"uvac": {"epochs": 2, "batch_size": 4}},
-        "train": {"checkpoint_every": 1}, **NO_REPORTS})
+        "train": {"checkpoint_every": 1}})
     run = wf / "results/runs/tiny/uvac/k2/seed0"
     rc, out = snakemake(wf, "--configfile", str(overlay), f"{run.relative_to(wf)}/metrics.json")
     assert rc == 0, out
@@ -125,3 +125,16 @@ def test_train_rule_writes_a_complete_run(tiny, tmp_path):
     assert "uvac epoch 2/2" in (wf / "logs/train/tiny/uvac/k2/seed0.log").read_text()
     rc, out = snakemake(wf, "-n", "--configfile", str(overlay), f"{run.relative_to(wf)}/metrics.json")
     assert rc == 0 and "Nothing to be done" in out, out
+
+
+def test_slurm_profile_dry_run_resolves_every_job_with_a_gpu_per_training(workflow_copy):
+    """The SLURM executor plugin is installed and the profile plans all 511 paper jobs (nothing submitted)."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "workflow/profiles/slurm"],
+                          cwd=workflow_copy, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert sum(job_counts(out).values()) == 511
+    blocks = out.split("\nrule ")
+    train = [b for b in blocks if b.startswith("train:")]
+    assert len(train) == 120 and all("gpu=1" in b and "cpus_per_task=8" in b for b in train)
+    assert not any("gpu=1" in b for b in blocks if b.startswith("baseline:"))

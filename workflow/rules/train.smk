@@ -30,6 +30,6 @@ rule train:
 
 
 rule runs:
-    """Target: every run (trained or baseline) of the tables and figures."""
+    """Target: every run (trained or baseline) of the tables and figures, fitted and scored."""
     input:
-        [run_path(run, "metrics.json") for run in all_runs()],
+        [run_path(run, "scores.json") for run in all_runs()],
