@@ -247,8 +247,8 @@ def test_latent_vs_pca_figure():
     assert len(axes) == 2
     assert axes[0].get_title() == "linear_vae+kmeans (space: latent), silhouette 0.312"
     assert axes[1].get_title().startswith("pca+kmeans (space: pca)")
-    assert "principal axis 1 of z" in axes[0].get_xlabel() and "principal axis 2 of z" in axes[0].get_ylabel()
-    assert (axes[1].get_xlabel(), axes[1].get_ylabel()) == ("z1", "z2")
+    assert "principal axis 1 of latent" in axes[0].get_xlabel() and "principal axis 2 of latent" in axes[0].get_ylabel()
+    assert (axes[1].get_xlabel(), axes[1].get_ylabel()) == ("pca 1", "pca 2")
     # d == 2: the points are shown as they are; d > 2: their first two principal axes (spread 5 on axis 1)
     np.testing.assert_allclose(axes[1].collections[1].get_offsets(), z[:, :2])
     shown = np.asarray(axes[0].collections[1].get_offsets())

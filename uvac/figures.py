@@ -270,11 +270,12 @@ def latent_vs_pca_figure(panels: list[dict], title: str) -> Figure:
         if d > 2:
             from sklearn.decomposition import PCA
             shown = PCA(2).fit_transform(points)
-            xlabel, ylabel = f"principal axis 1 of z (d = {d})", f"principal axis 2 of z (d = {d})"
+            space = panel["space"]
+            xlabel, ylabel = f"principal axis 1 of {space} (d = {d})", f"principal axis 2 of {space} (d = {d})"
         else:
             shown = np.zeros((n, 2))
             shown[:, :d] = points
-            xlabel, ylabel = "z1", "z2"
+            xlabel, ylabel = f"{panel['space']} 1", f"{panel['space']} 2"
         _scatter_classes(fig, ax, shown, clusters, None, "K-means cluster", legend_loc="below")
         s = panel.get("silhouette")
         ax.set_title(f"{_panel_name(panel)}, silhouette {s:.3f}" if s is not None

@@ -85,13 +85,13 @@ def build_table(name: str, spec: dict, methods: dict, datasets: dict, runs_root:
     return pd.DataFrame(out)
 
 
-def _cell(mean, std, published, digits: int) -> str:
+def _cell(mean, std, published, fmt: str) -> str:
     if mean is None or pd.isna(mean):
         text = "—"
     else:
-        text = f"{mean:.{digits}f}" + ("" if std is None or pd.isna(std) else f" ± {std:.{digits}f}")
+        text = f"{mean:{fmt}}" + ("" if std is None or pd.isna(std) else f" ± {std:{fmt}}")
     if published is not None and not pd.isna(published):
-        text += f" ({published:.{digits}f})"
+        text += f" ({published:{fmt}})"
     return text
 
 
@@ -114,8 +114,8 @@ def to_markdown(table: pd.DataFrame, spec: dict, methods: dict) -> str:
     for _, r in table.iterrows():
         cells = [r["dataset"], str(r["k"]), r["method"], r["space"], str(r["n_runs"])]
         for col, _, _ in METRICS:
-            digits = 2 if col in ("accuracy", "chi_e3") else 3
-            cells.append(_cell(r[f"{col}_mean"], r[f"{col}_std"], r[f"{col}_published"], digits))
+            fmt = {"accuracy": ".2f", "chi_e3": ".3g"}.get(col, ".3f")  # CHI spans 1e-3 to 1e2 across spaces
+            cells.append(_cell(r[f"{col}_mean"], r[f"{col}_std"], r[f"{col}_published"], fmt))
         cells += [f"{r['clusters_used']:.1f} of {r['k']}", str(r["collapsed_runs"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Methods (params.yaml `methods:`):", ""]
