@@ -104,7 +104,7 @@ def test_one_param_reruns_only_its_dependents(project):
     changed = yaml.safe_load((root / "config/demo.yaml").read_text())
     changed["methods"]["cat_uvac"]["lam"] = 1.0
     overlay = root / "changed.yaml"
-    overlay.write_text(yaml.safe_dump(changed))
+    overlay.write_text(yaml.safe_dump(changed))  # keys sorted, unlike demo.yaml: order must not matter
     out = run(root, "snakemake", "-n", "--cores", "1", "--configfile", str(overlay))
     assert job_counts(out) == {"train": 1, "evaluate": 1, "table": 1, "curves_figure": 1, "all": 1}, out
     assert "results/runs/synth_digits/cat_uvac/k10/seed0/model.pt" in out and "results/table2.csv" in out

@@ -1,9 +1,13 @@
 # Helpers shared by the rules: params validated once, and the slice of params each rule sees.
+import json
 import re
 
 from uvac import params as uvac_params
 
 uvac_params.validate(config, source="params.yaml (+ --configfile overlays)")
+# Mappings in sorted key order: Snakemake compares a rule's params with their order, and
+# reordering keys in params.yaml (or an overlay) must not re-run anything.
+config.update(json.loads(json.dumps(config, sort_keys=True)))
 
 DATASETS = config["datasets"]
 METHODS = config["methods"]
