@@ -110,7 +110,7 @@ def test_train_rule_writes_a_complete_run(tiny, tmp_path):
         "methods": {"uvac": {"epochs": 2, "batch_size": 4}},
         "train": {"checkpoint_every": 1}})
     run = wf / "results/runs/tiny/uvac/k2/seed0"
-    rc, out = snakemake(wf, "--configfile", str(overlay), f"{run.relative_to(wf)}/metrics.json")
+    rc, out = snakemake(wf, f"{run.relative_to(wf)}/metrics.json", "--configfile", str(overlay))
     assert rc == 0, out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["k"] == 2 and metrics["epochs"] == 2 and 1 <= metrics["clusters_used"] <= 2
@@ -123,7 +123,7 @@ def test_train_rule_writes_a_complete_run(tiny, tmp_path):
         assert np.isclose(emb["proba"].sum(axis=1), 1, atol=1e-5).all()
         assert est.predict(np.zeros((1, 1, 128, 99), np.float32)).shape == (1,)
     assert "uvac epoch 2/2" in (wf / "logs/train/tiny/uvac/k2/seed0.log").read_text()
-    rc, out = snakemake(wf, "-n", "--configfile", str(overlay), f"{run.relative_to(wf)}/metrics.json")
+    rc, out = snakemake(wf, "-n", f"{run.relative_to(wf)}/metrics.json", "--configfile", str(overlay))
     assert rc == 0 and "Nothing to be done" in out, out
 
 
