@@ -26,39 +26,45 @@ def _label_names(features_dir: Path) -> list[str]:
     return [str(x) for x in json.loads((Path(features_dir) / "summary.json").read_text())["labels"]]
 
 
+def _seed0_runs(spec: dict, methods: dict, runs_root, features_root) -> list[dict]:
+    """The seed-0 run of each method a figure names: its directory, space, embeddings and scores,
+    and its test clips as points of that space."""
+    features = Path(features_root) / spec["dataset"]
+    out = []
+    for method in spec["methods"]:
+        run = run_dir(runs_root, spec["dataset"], method, spec["k"], 0)
+        emb = _embeddings(run)
+        space = SPACES[methods[method]["model"]][0]
+        out.append({"method": method, "run": run, "space": space, "emb": emb,
+                    "points": space_points(space, emb, features),
+                    "scores": json.loads((run / "scores.json").read_text())})
+    return out
+
+
 def tsne_file(spec: dict, methods: dict, out: Path, *, perplexity: float, max_points: int, seed: int,
               provenance_params: dict, runs_root="results/runs", features_root="data/features") -> None:
     """UVAC Fig. 3: each method's test clips in its own space, by cluster and by true label."""
-    features = Path(features_root) / spec["dataset"]
-    runs = [run_dir(runs_root, spec["dataset"], m, spec["k"], 0) for m in spec["methods"]]
+    runs = _seed0_runs(spec, methods, runs_root, features_root)
     panels = []
-    for method, run in zip(spec["methods"], runs):
-        emb = _embeddings(run)
-        space = SPACES[methods[method]["model"]][0]
-        points, idx = figures.embed_2d(space_points(space, emb, features), perplexity=perplexity, seed=seed,
-                                       max_points=max_points)
-        acc = json.loads((run / "metrics.json").read_text()).get("accuracy")
-        panels.append({"method": method, "space": space, "points": points, "clusters": emb["cluster"][idx],
-                       "labels": emb["label_id"][idx], "accuracy": acc})
+    for r in runs:
+        points, idx = figures.embed_2d(r["points"], perplexity=perplexity, seed=seed, max_points=max_points)
+        panels.append({"method": r["method"], "space": r["space"], "points": points, "clusters": r["emb"]["cluster"][idx],
+                       "labels": r["emb"]["label_id"][idx], "accuracy": r["scores"]["accuracy"]})
+    features = Path(features_root) / spec["dataset"]
     fig = figures.tsne_figure(panels, _label_names(features),
                               f"t-SNE of the {spec['dataset']} test set (K = {spec['k']}, seed-0 runs)")
-    provenance.save_figure(fig, out, provenance.for_runs(provenance_params, runs, [features]))
+    provenance.save_figure(fig, out, provenance.for_runs(provenance_params, [r["run"] for r in runs], [features]))
 
 
 def latent_vs_pca_file(spec: dict, methods: dict, out: Path, *, provenance_params: dict,
                        runs_root="results/runs", features_root="data/features") -> None:
     """Linear VAE Fig. 1: the latent means beside the PCA projection, K-means colours."""
-    features = Path(features_root) / spec["dataset"]
-    runs = [run_dir(runs_root, spec["dataset"], m, spec["k"], 0) for m in spec["methods"]]
-    panels = []
-    for method, run in zip(spec["methods"], runs):
-        emb = _embeddings(run)
-        space = SPACES[methods[method]["model"]][0]
-        scores = json.loads((run / "scores.json").read_text())
-        panels.append({"method": method, "space": space, "points": space_points(space, emb, features),
-                       "clusters": emb["cluster"], "silhouette": scores["spaces"][space]["silhouette"]})
+    runs = _seed0_runs(spec, methods, runs_root, features_root)
+    panels = [{"method": r["method"], "space": r["space"], "points": r["points"], "clusters": r["emb"]["cluster"],
+               "silhouette": r["scores"]["spaces"][r["space"]]["silhouette"]} for r in runs]
     fig = figures.latent_vs_pca_figure(panels, f"{spec['dataset']}: K-means (k = {spec['k']}) in each space, seed-0 runs")
-    provenance.save_figure(fig, out, provenance.for_runs(provenance_params, runs, [features]))
+    provenance.save_figure(fig, out, provenance.for_runs(provenance_params, [r["run"] for r in runs],
+                                                         [Path(features_root) / spec["dataset"]]))
 
 
 def gumbel_softmax_file(spec: dict, out: Path, *, seed: int, provenance_params: dict) -> None:
