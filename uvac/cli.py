@@ -110,36 +110,42 @@ def cmd_predict(args) -> None:
 
 
 def _add_cluster_commands(sub) -> None:
-    from .cluster import DEFAULT_MAX_EPOCHS
+    from .cluster import DEFAULT_MAX_EPOCHS, DEFAULT_METHOD
     labels_help = ("where labels come from, to score the clusters (accuracy, NMI): subfolder (the first "
                    "folder under DIR), regex:PATTERN (a named group 'label' searched in each file's path "
                    "relative to DIR; files that do not match are rejected), csv:FILE (columns file,label), "
                    "or none (default)")
     common = dict(workers=("--workers", dict(type=int, default=min(2, os.cpu_count() or 1),
                                              help="processes decoding audio and computing features (default: %(default)s)")),
-                  threads=("--threads", dict(type=int, default=0, help="torch CPU threads; 0 = torch's default")))
+                  threads=("--threads", dict(type=int, default=0,
+                                             help="torch, BLAS and OpenMP threads (default 0: the libraries' "
+                                                  "defaults; on a machine shared with other jobs, 1 is often faster)")))
     cluster = sub.add_parser(
         "cluster", help="cluster a folder of recordings; writes assignments, metrics, model and an HTML report",
         description="Cluster every clip of a folder of recordings (any format libsndfile reads; long files "
                     "are cut into clips of --clip-seconds) and write OUT/assignments.csv, OUT/metrics.json, "
                     "OUT/model.pt and OUT/report.html. Method settings come from the `methods:` entry of "
                     "the params file (-p, default params.yaml here or in the uvac checkout), except the "
-                    f"epoch count: the method's epochs capped at {DEFAULT_MAX_EPOCHS} unless --epochs is given "
-                    "(the papers' 500 epochs take hours on a CPU). Features: 16 kHz; clips up to 1 s use "
+                    f"epoch count: the method's epochs capped at {DEFAULT_MAX_EPOCHS} unless --epochs is given, "
+                    "and pre-training epochs capped at the same (the papers' 500 epochs take hours on a CPU). "
+                    f"The default method is {DEFAULT_METHOD} (UVAC with autoencoder pre-training and a "
+                    "GaussianMixture-initialised prior): with the paper's settings, uvac put every clip into "
+                    "one cluster within two epochs on real speech. Features: 16 kHz; clips up to 1 s use "
                     "the paper's STFT grid (20 ms window, 10 ms hop, 128 bins), longer clips a 128-band "
                     "log-mel; linear_vae uses 13 MFCC means and variances. Re-running with the same "
                     "arguments reuses the decoded audio, features, model and t-SNE cached under OUT/cache.")
     cluster.add_argument("dir", metavar="DIR", help="folder of recordings (searched recursively)")
     cluster.add_argument("--k", type=int, required=True, help="number of clusters")
     cluster.add_argument("--method", default=None,
-                         help="a key of params.yaml methods: uvac (default), cat_uvac, kmeans, linear_vae, or a "
-                              "variant such as uvac_pretrain, cat_uvac_l2; with --model: the model's kind")
+                         help=f"a key of params.yaml methods: {DEFAULT_METHOD} (default), uvac (paper settings), "
+                              "cat_uvac, cat_uvac_l2, kmeans, linear_vae; with --model: the model's kind")
     cluster.add_argument("--out", default=None, help="output folder (default: ./uvac-cluster-<DIR name>)")
     cluster.add_argument("--model", default=None, metavar="MODEL.pt",
                          help="use this saved model instead of training (from uvac cluster or a pipeline run)")
     cluster.add_argument("--labels", default="none", help=labels_help)
     cluster.add_argument("--epochs", type=int, default=None,
-                         help=f"training epochs (default: the method's, at most {DEFAULT_MAX_EPOCHS})")
+                         help=f"training epochs (default: the method's, at most {DEFAULT_MAX_EPOCHS}); "
+                              "pre-training epochs are capped at the same number")
     cluster.add_argument("--clip-seconds", type=float, default=1.0, help="clip length in seconds (default: 1.0)")
     cluster.add_argument("--sample-rate", type=int, default=16000, help="rate the audio is resampled to (default: 16000)")
     cluster.add_argument("--seed", type=int, default=0, help="seed of training, K-means and t-SNE (default: 0)")
