@@ -42,6 +42,15 @@ def test_deep_merge_replaces_lists_and_merges_dicts():
     (lambda p: p.update(seed=-1), "seed"),
     (lambda p: p.update(extra=1), "(top level): unknown key(s) ['extra']"),
     (lambda p: p["download"].pop("retries"), "download.retries: missing"),
+    (lambda p: p["tables"]["table1"]["rows"][0].update(dataset="nope"), "tables.table1.rows[0].dataset: 'nope' is not a key of datasets"),
+    (lambda p: p["tables"]["table2"]["rows"][1]["methods"].append("kmean"), "tables.table2.rows[1].methods: 'kmean' is not a key of methods"),
+    (lambda p: p["tables"]["table3"]["rows"][0]["methods"].append("uvac"), "tables.table3.rows[0].methods: 'uvac' (uvac) cannot train on 'gtzan'"),
+    (lambda p: p["tables"]["table1"]["rows"][0].update(ks=[1]), "tables.table1.rows.0.ks.0"),
+    (lambda p: p["figures"]["tsne"]["uvac_fig3_tsne"].update(dataset="nope"), "figures.tsne.uvac_fig3_tsne.dataset: 'nope'"),
+    (lambda p: p["methods"]["kmeans"].pop("n_init"), "methods.kmeans.n_init: missing"),
+    (lambda p: p["methods"]["gmm_em"].update(covariance_type="full"), "methods.gmm_em.covariance_type: expected one of"),
+    (lambda p: p["methods"]["labels"].update(epochs=3), "methods.labels: unknown key(s) ['epochs']"),
+    (lambda p: p["evaluate"].update(silhouette_sample=5), "evaluate.silhouette_sample"),
 ])
 def test_bad_params_name_the_key(paper, mutate, expected):
     bad = copy.deepcopy(paper)
