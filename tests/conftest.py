@@ -1,6 +1,7 @@
 """Shared fixtures: real audio files written with soundfile, and a scratch copy of the workflow."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -71,3 +72,9 @@ def folder_dataset(source: Path, labels: dict | None = None, **overrides) -> dic
     }
     cfg.update(overrides)
     return cfg
+
+
+def job_counts(output: str) -> dict:
+    """Parse Snakemake's 'Job stats' table of a dry run."""
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}

@@ -2,7 +2,6 @@
 a no-op second repro, params diff, a param edit that re-runs only its dependents, and results
 pushed to a local remote and pulled into a fresh clone."""
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, job_counts
 
 BIN = str(Path(sys.executable).parent)
 # The embedded default, shrunk to seconds: two stand-ins, one seed, one epoch.
@@ -41,11 +40,6 @@ def run(cwd, *cmd, check=True):
     out = proc.stdout + proc.stderr
     assert not check or proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-6000:]}"
     return out
-
-
-def job_counts(output: str) -> dict:
-    table = output.split("Job stats:")[1].split("total")[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
 @pytest.fixture(scope="module")

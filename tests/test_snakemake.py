@@ -1,12 +1,11 @@
 """Real Snakemake runs on tiny data: the DAG, a full build, no-op re-runs, and param-driven reruns."""
-import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import folder_dataset, write_audio, write_overlay
+from conftest import folder_dataset, job_counts, write_audio, write_overlay
 
 ALL = ["synth_digits", "synth_scenes", "synth_music", "fsdd", "audiomnist", "urbansound8k",
        "tau2019", "gtzan", "esc50", "esc10"]
@@ -16,12 +15,6 @@ def snakemake(cwd, *args):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args],
                           cwd=cwd, capture_output=True, text=True)
     return proc.returncode, proc.stdout + proc.stderr
-
-
-def job_counts(output: str) -> dict:
-    """Parse Snakemake's 'Job stats' table of a dry run."""
-    table = output.split("Job stats:")[1].split("total")[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
 def test_dry_run_lists_every_dataset(bare_workflow, tmp_path):
