@@ -33,9 +33,8 @@ from . import features as F
 from . import pipeline
 from .baselines import flat
 from .datasets.indexers import audio_files
-from .evaluation import SPACES
+from .evaluation import SPACES, score_clusters
 from .io import atomic_path, write_json
-from .metrics import geometry_scores, label_scores
 from .models.layers import conv_out
 from .params import digest, validate
 from .provenance import file_sha256
@@ -305,22 +304,16 @@ def assign(est, kind: str, x) -> dict:
 
 
 def score(out: dict, label_id: np.ndarray, k: int, *, silhouette_sample: int | None, seed: int) -> dict:
-    """Cluster sizes, label scores where labels exist and geometry in each of the method's spaces;
-    the first space's silhouette / DBI / CHI are repeated at the top level."""
+    """uvac.evaluation.score_clusters over every clip, with the cluster sizes; the first space's
+    silhouette / DBI / CHI are repeated at the top level."""
     clusters = out["cluster"]
-    sizes = np.bincount(clusters, minlength=k)
-    scores, notes = label_scores(label_id, clusters, k)
-    result = {"k": k, "clips": int(len(clusters)), "clusters_used": int((sizes > 0).sum()),
-              "cluster_sizes": sizes.tolist(), **scores, "spaces": {}}
     if silhouette_sample is None and len(clusters) > SILHOUETTE_CAP:
         silhouette_sample = SILHOUETTE_CAP
-    for space, points in out["spaces"].items():
-        geometry, more = geometry_scores(points, clusters, space=space, silhouette_sample=silhouette_sample, seed=seed)
-        result["spaces"][space] = geometry
-        notes += more
+    result = score_clusters(clusters, label_id, k, out["spaces"], silhouette_sample=silhouette_sample, seed=seed)
+    result["clips"] = result.pop("n_test")
+    result["cluster_sizes"] = np.bincount(clusters, minlength=k).tolist()
     first = next(iter(out["spaces"]))
     result.update(space=first, **{m: result["spaces"][first][m] for m in ("silhouette", "dbi", "chi")})
-    result["notes"] = notes
     return result
 
 

@@ -30,21 +30,28 @@ def space_points(space: str, embeddings, features_dir: Path) -> np.ndarray:
     return embeddings["proba"] if space == "q(y|x)" else embeddings["z"]
 
 
-def score_run(run_dir: Path, features_dir: Path, *, model: str, k: int, silhouette_sample: int | None, seed: int) -> dict:
-    """Accuracy, NMI and per-space silhouette / DBI / CHI of one run; degenerate runs are flagged."""
-    run_dir = Path(run_dir)
-    with np.load(run_dir / "embeddings.npz") as data:
-        emb = {key: data[key] for key in data.files}
-    clusters = emb["cluster"]
-    labels, notes = label_scores(emb["label_id"], clusters, k)
+def score_clusters(clusters: np.ndarray, label_id: np.ndarray, k: int, spaces: dict, *,
+                   silhouette_sample: int | None, seed: int) -> dict:
+    """Accuracy, NMI and, for each named space's points, silhouette / DBI / CHI of one clustering;
+    a collapse (one cluster in use) and every undefined metric are noted, not raised."""
+    labels, notes = label_scores(label_id, clusters, k)
     scores = {**labels, "k": k, "n_test": int(len(clusters)), "clusters_used": int(len(np.unique(clusters))),
               "spaces": {}}
     scores["collapsed"] = scores["clusters_used"] == 1
-    for space in SPACES[model]:
-        geometry, more = geometry_scores(space_points(space, emb, features_dir), clusters, space=space,
-                                         silhouette_sample=silhouette_sample, seed=seed)
+    for space, points in spaces.items():
+        geometry, more = geometry_scores(points, clusters, space=space, silhouette_sample=silhouette_sample, seed=seed)
         scores["spaces"][space] = geometry
         notes += more
     scores["notes"] = notes
+    return scores
+
+
+def score_run(run_dir: Path, features_dir: Path, *, model: str, k: int, silhouette_sample: int | None, seed: int) -> dict:
+    """scores.json of one run: score_clusters in each of its model's spaces."""
+    run_dir = Path(run_dir)
+    with np.load(run_dir / "embeddings.npz") as data:
+        emb = {key: data[key] for key in data.files}
+    spaces = {space: space_points(space, emb, features_dir) for space in SPACES[model]}
+    scores = score_clusters(emb["cluster"], emb["label_id"], k, spaces, silhouette_sample=silhouette_sample, seed=seed)
     write_json(run_dir / "scores.json", scores)
     return scores
