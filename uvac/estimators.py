@@ -5,7 +5,8 @@
     z = est.transform(x_test)            # latent means
     est.save("model.pt"); est = UVAC.load("model.pt", n_clusters=10, input_shape=(1, 128, 99))
 
-Inputs are numpy arrays, validated here with messages that say what was expected. Keyword
+Inputs are numpy arrays or feature-cache rows (`uvac.clip_store.NpzRows`, read a batch at a
+time), validated here with messages that say what was expected. Keyword
 arguments beyond n_clusters and latent_dim are TrainConfig fields; each class starts from its
 paper's settings. Saved files are weights-only checkpoints (`torch.load(weights_only=True)`).
 """
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
+from uvac.clip_store import NpzRows, chunks
 from uvac.io import atomic_path
 from uvac.models import MODELS
 from uvac.training import FORMAT, TrainConfig, check_meta, config_dict, infer, resolve_device, train
@@ -102,18 +104,24 @@ class _VAEEstimator:
         return infer(model, X, INFER_BATCH)
 
     def _check(self, X, mask, shape=None):
-        """Validate at the boundary: dimensions, finiteness, value range, and the mask's shape and values."""
-        X = np.asarray(X, dtype=np.float32)
+        """Validate at the boundary: dimensions, finiteness, value range, and the mask's shape and values.
+
+        A feature cache (NpzRows) is checked block by block and stays on disk."""
+        if not isinstance(X, NpzRows):
+            X = np.asarray(X, dtype=np.float32)
         ndim = 2 if self.kind == "linear_vae" else 4
         what = "(N, features)" if ndim == 2 else "(N, 1, frequency bins, frames)"
         if X.ndim != ndim or len(X) == 0:
             raise ValueError(f"{type(self).__name__} expects a non-empty array {what}, got shape {X.shape}")
         if shape is not None and tuple(X.shape[1:]) != tuple(shape):
             raise ValueError(f"this model was fitted on clips of shape {tuple(shape)}, got {X.shape[1:]}")
-        if not np.isfinite(X.sum(dtype=np.float64)):
-            raise ValueError("X contains NaN or infinite values")
-        if self.config.recon == "bce" and ndim == 4 and (X.min() < 0 or X.max() > 1):
-            raise ValueError(f"recon='bce' needs spectrograms scaled into [0, 1]; X spans [{X.min()}, {X.max()}]")
+        lo, hi = np.inf, -np.inf
+        for block in chunks(X):
+            if not np.isfinite(block.sum(dtype=np.float64)):
+                raise ValueError("X contains NaN or infinite values")
+            lo, hi = min(lo, block.min()), max(hi, block.max())
+        if self.config.recon == "bce" and ndim == 4 and (lo < 0 or hi > 1):
+            raise ValueError(f"recon='bce' needs spectrograms scaled into [0, 1]; X spans [{lo}, {hi}]")
         if mask is not None:
             if ndim == 2:
                 raise ValueError("feature vectors take no frame mask; pass mask=None")

@@ -19,6 +19,7 @@ from . import features as F
 from . import splits
 from .audio import Rejected, cut, decode
 from .datasets.indexers import INDEXERS
+from .clip_store import NpzRows
 from .io import atomic_path, write_json
 
 log = logging.getLogger("uvac")
@@ -230,11 +231,12 @@ def build_features(name: str, cfg: dict, interim_dir: Path, out_dir: Path, *, se
     return summary
 
 
-def load_split(features_dir: Path, split: str) -> dict:
+def load_split(features_dir: Path, split: str, *, lazy: bool = False) -> dict:
     """One split of a feature cache: x (N,1,F,T) and mask (N,T) for spectrograms, x (N,26) and
     mask None for MFCC statistics; clip_id and label_id always.
 
     A dataset split with method `all` has one split, returned whatever split is asked for.
+    With lazy, a spectrogram x stays on disk as NpzRows (read batch by batch by the training loop).
     """
     features_dir = Path(features_dir)
     table = features_dir / "features.parquet"
@@ -252,4 +254,7 @@ def load_split(features_dir: Path, split: str) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{features_dir}: no {split}.npz; build the features first (rule features)")
     with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+        split_data = {k: data[k] for k in data.files if not (lazy and k == "x")}
+    if lazy:
+        split_data["x"] = NpzRows(path, "x")
+    return split_data

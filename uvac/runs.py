@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,20 +37,17 @@ def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, 
     """Fit on the training split (all clips for split method `all`), embed and score the test split."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    data = load_split(features_dir, "train")
+    data = load_split(features_dir, "train", lazy=True)
     est = make_estimator(method, k, seed, train, threads)
-    t0 = time.perf_counter()
     est.fit(data["x"], data["mask"], run_dir=run_dir)
-    seconds = time.perf_counter() - t0
     est.save(run_dir / "model.pt")
 
-    test = load_split(features_dir, "test")
+    test = load_split(features_dir, "test", lazy=True)
     out = {"z": est.transform(test["x"]), "cluster": est.predict(test["x"]),
            "proba": est.predict_proba(test["x"]) if hasattr(est, "predict_proba")
            else np.zeros((len(test["x"]), 0), np.float32)}
     return write_run_outputs(run_dir, test, out, k=k, seed=seed,
-                             extra={"epochs": method["epochs"], "fit_seconds": round(seconds, 1),
-                                    "device": str(resolve_device(est.config.device))})
+                             extra={"epochs": method["epochs"], "device": str(resolve_device(est.config.device))})
 
 
 def write_run_outputs(run_dir: Path, test: dict, out: dict, *, k: int, seed: int, extra: dict) -> dict:
