@@ -169,3 +169,96 @@ def test_regex_labels(tmp_path):
 def test_decode_rejects_directly():
     with pytest.raises(Rejected, match="unreadable"):
         decode("/nonexistent/file.wav", RATE)
+
+
+# --- data faults at scale (issue 5): 500 files, 5 % of them bad ------------------------------------
+
+GOOD_FORMATS = [  # (extension, soundfile format, subtype): the formats users have
+    ("wav", "WAV", "PCM_16"), ("wav", "WAV", "PCM_24"), ("wav", "WAV", "FLOAT"),
+    ("flac", "FLAC", "PCM_16"), ("flac", "FLAC", "PCM_24"), ("ogg", "OGG", "VORBIS")]
+GOOD_RATES = (8000, 16000, 22050, 44100, 48000)
+# Each kind of bad file: how to make it, and the reason rejected.csv must give.
+BAD_KINDS = {
+    "truncated_header": ("unreadable audio", lambda p: p.write_bytes(write_audio(p).read_bytes()[:20])),
+    "zero_bytes": ("unreadable audio", lambda p: p.write_bytes(b"")),
+    "text_named_wav": ("unreadable audio", lambda p: p.write_text("not audio, despite the name\n" * 10)),
+    "no_frames": ("zero-length audio", lambda p: sf.write(str(p), np.zeros((0, 1), np.float32), RATE)),
+    "silence": ("silence only", lambda p: sf.write(str(p), np.zeros(RATE // 4, np.float32), RATE, subtype="PCM_16")),
+    "nan_inf": ("NaN/inf samples", lambda p: sf.write(
+        str(p), np.where(np.arange(RATE // 4) % 97 == 0, np.nan, 0.3).astype(np.float32), RATE, subtype="FLOAT")),
+}
+
+
+@pytest.fixture(scope="module")
+def at_scale(tmp_path_factory):
+    """500 files: 475 valid ones in every format, rate and channel count users have, 0.2-1 s long,
+    in five labelled subfolders; 25 bad ones mixed in (5 %), of every kind the decoder or the
+    indexer rejects."""
+    root = tmp_path_factory.mktemp("scale") / "recordings"
+    rng = np.random.default_rng(5)
+    good, bad = set(), {}
+    for i in range(475):
+        ext, fmt, subtype = GOOD_FORMATS[i % len(GOOD_FORMATS)]
+        rate, channels = GOOD_RATES[i % len(GOOD_RATES)], 1 + (i % 7 == 0)
+        label = f"class{i % 5}"
+        rel = f"{label}/{i:03d}_{rate}_{channels}ch_{subtype.lower()}.{ext}"
+        write_audio(root / rel, rate=rate, seconds=float(rng.uniform(0.2, 1.0)), freq=200 + 300 * (i % 5),
+                    channels=channels, subtype=subtype, format=fmt)
+        good.add(rel)
+    kinds = list(BAD_KINDS) + ["not_audio_extension", "top_level"]
+    for j in range(25):
+        kind = kinds[j % len(kinds)]
+        if kind == "not_audio_extension":  # a real WAV that does not say so, or notes beside the audio
+            rel = f"class{j % 5}/bad_{j:02d}" + (".bin" if j % 2 else ".txt")
+            write_audio(root / rel, format="WAV")
+            bad[rel] = "not an audio file"
+        elif kind == "top_level":  # nothing to take a label from
+            rel = f"bad_{j:02d}_loose.wav"
+            write_audio(root / rel)
+            bad[rel] = "no subfolder"
+        else:
+            rel = f"class{j % 5}/bad_{j:02d}_{kind}.wav"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            BAD_KINDS[kind][1](root / rel)
+            bad[rel] = BAD_KINDS[kind][0]
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert len(on_disk) == 500 and on_disk == good | set(bad) and not good & set(bad)
+
+    cfg = folder_dataset(root, clip_seconds=0.5)
+    interim, features = root.parent / "interim", root.parent / "features"
+    summary = pipeline.build_interim("scale", cfg, root, interim, seed=0, workers=2)
+    feats = pipeline.build_features("scale", cfg, interim, features, seed=0, workers=2)
+    return good, bad, summary, feats, pd.read_csv(interim / "rejected.csv"), features
+
+
+def test_at_scale_every_good_file_has_features(at_scale):
+    good, _, summary, feats, _, features = at_scale
+    manifest = pd.read_parquet(features / "manifest.parquet")
+    assert set(manifest["path"]) == good and manifest["clip_id"].is_unique and len(manifest) == len(good)
+    assert summary["files_used"] == feats["clips"] == 475 and feats["shape"] == [1, 128, 49]
+    in_splits = set()
+    for split in ("train", "val", "test"):
+        data = pipeline.load_split(features, split)
+        assert len(data["x"]) == len(data["clip_id"]) == len(data["mask"]) > 0
+        assert np.isfinite(data["x"]).all() and data["x"].min() >= 0 and data["x"].max() <= 1
+        assert (data["mask"].sum(axis=1) > 0).all()  # every clip holds some audio
+        in_splits |= set(data["clip_id"])
+    assert in_splits == good
+    assert set(manifest["label"]) == {f"class{c}" for c in range(5)}
+
+
+def test_at_scale_every_bad_file_is_rejected_with_its_reason(at_scale):
+    good, bad, summary, _, rejected, _ = at_scale
+    assert rejected["file"].is_unique and set(rejected["file"]) == set(bad)
+    assert rejected["reason"].notna().all() and (rejected["reason"].str.strip() != "").all()
+    reasons = dict(zip(rejected["file"], rejected["reason"]))
+    for rel, why in bad.items():
+        assert why in reasons[rel], (rel, reasons[rel])
+    assert set(rejected["stage"]) == {"index", "decode"}
+
+
+def test_at_scale_good_plus_rejected_is_every_file_exactly_once(at_scale):
+    good, bad, summary, _, rejected, _ = at_scale
+    assert len(good) + len(rejected) == 500
+    assert not good & set(rejected["file"])
+    assert summary["files"] == 500 and summary["rejected"] == 25 and summary["clips"] == 475

@@ -17,6 +17,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
+from .params import check_k
 from .pipeline import load_split
 from .runs import write_run_outputs
 
@@ -59,8 +60,7 @@ def fit_predict(method: dict, k: int, seed: int, x_train: np.ndarray, x_test: np
 def baseline_run(features_dir: Path, method: dict, k: int, seed: int, run_dir: Path) -> dict:
     """Fit a baseline and write embeddings.npz and metrics.json, as runs.train_run does for a VAE."""
     train, test = load_split(features_dir, "train"), load_split(features_dir, "test")
-    if k > len(train["x"]):
-        raise ValueError(f"K = {k} clusters but only {len(train['x'])} training clips in {features_dir}")
+    check_k(k, len(test["clip_id"]), Path(features_dir).name)
     out = fit_predict(method, k, seed, train["x"], test["x"], test["label_id"])
     # No wall time in metrics.json, which must be byte-identical across runs (times: logs/benchmarks/).
     return write_run_outputs(Path(run_dir), test, out, k=k, seed=seed, extra={"device": "cpu"})

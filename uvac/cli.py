@@ -169,6 +169,18 @@ def _add_cluster_commands(sub) -> None:
     predict.set_defaults(func=cmd_predict)
 
 
+LIGHT_COMMANDS = ("validate", "datasets", "data", "provenance")
+
+
+def _command(argv) -> str | None:
+    """The subcommand named on the command line, read without parsing the rest."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-p", "--params")
+    pre.add_argument("-c", "--config", action="append")
+    pre.add_argument("command", nargs="?")
+    return pre.parse_known_args(argv)[0].command
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="uvac", description=__doc__)
     parser.add_argument("-p", "--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -186,7 +198,8 @@ def main(argv=None) -> None:
     prov.add_argument("file", help="a table (.csv/.md), a figure (.png) or a .provenance.json sidecar")
     prov.add_argument("--json", action="store_true", help="the whole record as JSON")
     prov.set_defaults(func=cmd_provenance)
-    _add_cluster_commands(sub)
+    if _command(argv) not in LIGHT_COMMANDS:  # their help imports torch and scikit-learn (seconds):
+        _add_cluster_commands(sub)            # `uvac validate` answers before any of that loads
     args = parser.parse_args(argv)
     log.setup()
     with log.user_errors(args.command):

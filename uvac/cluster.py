@@ -39,6 +39,7 @@ from .models.layers import conv_out
 from .params import digest, validate
 from .provenance import file_sha256
 from .runs import ESTIMATORS, make_estimator
+from .training import check_meta, load_state
 
 log = logging.getLogger("uvac")
 
@@ -247,8 +248,9 @@ class KMeansClusters:
 
     @classmethod
     def load(cls, path, n_clusters: int | None = None, input_shape=None):
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_state(path)
         meta = state["meta"]
+        check_meta(meta, {"kind": cls.kind}, path)
         for key, want in (("n_clusters", n_clusters), ("input_shape", input_shape)):
             if want is not None and meta[key] != (list(want) if key == "input_shape" else want):
                 raise ValueError(f"{path} holds K-means with {key} {meta[key]}, but {want} was expected")
@@ -266,10 +268,9 @@ def model_kind(path: Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"--model {path}: no such file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        kind = state["meta"]["kind"]
-    except Exception as exc:  # torch raises several types for a foreign file
-        raise ValueError(f"--model {path}: not a model saved by uvac ({type(exc).__name__}: {exc})") from None
+        kind = load_state(path)["meta"]["kind"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"--model {path}: not a model saved by uvac ({exc})") from exc
     if kind not in ESTIMATOR_CLASSES:
         raise ValueError(f"--model {path}: a {kind!r} model; uvac cluster handles {sorted(ESTIMATOR_CLASSES)}")
     return kind

@@ -21,7 +21,7 @@ from sklearn.cluster import KMeans
 from uvac.clip_store import NpzRows, chunks
 from uvac.io import atomic_path
 from uvac.models import MODELS
-from uvac.training import FORMAT, TrainConfig, check_meta, config_dict, infer, resolve_device, train
+from uvac.training import FORMAT, TrainConfig, check_meta, config_dict, infer, load_state, resolve_device, train
 
 INFER_BATCH = 256
 
@@ -67,9 +67,7 @@ class _VAEEstimator:
     def load(cls, path, n_clusters: int | None = None, input_shape=None):
         """Open a file from save() or a training checkpoint; refuse one made for another model
         kind, or (when given) another number of clusters or input shape."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or "meta" not in state:
-            raise ValueError(f"{path} is not a uvac checkpoint")
+        state = load_state(path, "cpu", ("meta", "model", "config", "history"))
         expected = {"kind": cls.kind}
         if n_clusters is not None:
             expected["n_clusters"] = int(n_clusters)
@@ -79,7 +77,10 @@ class _VAEEstimator:
         meta = state["meta"]
         est = cls(meta["n_clusters"], meta["latent_dim"], **state["config"])
         est.model_ = MODELS[cls.kind](meta["input_shape"], meta["n_clusters"], meta["latent_dim"])
-        est.model_.load_state_dict(state["model"])
+        try:
+            est.model_.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise ValueError(f"{path}: its weights do not fit a {cls.kind} of {meta} ({exc})") from None
         est.model_.to(resolve_device(est.config.device))
         est.history_ = state["history"]
         est._load_extra_state(state, path)

@@ -7,6 +7,9 @@ Archives come from the internet or from a user's disk, so nothing in them is tru
   of the pinned datasets contains one, and refusing them all means no member can write through
   a link); the message says where the link pointed;
 - device, FIFO and other special members are refused;
+- a file member must have a place of its own: one that names the target folder itself (``.``,
+  ``set/..``), lies under another member's file, or repeats a path already extracted (a later
+  copy would silently replace what came first) is refused;
 - the declared uncompressed sizes are summed before anything is written (a zip's central
   directory up front; a tar, which has no index, member by member before each one's bytes),
   and the bytes actually written are counted as well, because headers can lie.
@@ -31,8 +34,8 @@ from typing import IO
 
 CHUNK = 1 << 20
 
-# (relative path, opener of its bytes); the opener is None for a folder
-Member = tuple[str, Callable[[], IO[bytes]] | None]
+# (name in the archive, relative path, opener of its bytes); the opener is None for a folder
+Member = tuple[str, str, Callable[[], IO[bytes]] | None]
 
 
 class ArchiveError(Exception):
@@ -71,10 +74,12 @@ def _extract_into(archive: Path, partial: Path, max_bytes: int) -> list[str]:
     members = (_zip_members(archive, max_bytes) if _is_zip(archive)
                else _tar_members(archive, partial, max_bytes))
     written: list[str] = []
+    placed: dict[str, str] = {}  # path -> "file" or "folder", for every member and its parents
     total = 0
     try:
         with contextlib.closing(members):
-            for rel, opener in members:
+            for name, rel, opener in members:
+                _place(archive, name, rel, "folder" if opener is None else "file", placed)
                 dest = partial / rel
                 if opener is None:
                     dest.mkdir(parents=True, exist_ok=True)
@@ -84,13 +89,38 @@ def _extract_into(archive: Path, partial: Path, max_bytes: int) -> list[str]:
                     while block := src.read(CHUNK):
                         total += len(block)
                         if total > max_bytes:
-                            raise _unsafe(archive, rel,
+                            raise _unsafe(archive, name,
                                           f"takes the extracted data past max_bytes={max_bytes}")
                         dst.write(block)
                 written.append(rel)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
         raise ArchiveError(f"{archive} is damaged or truncated ({err})") from err
     return written
+
+
+def _place(archive: Path, name: str, rel: str, kind: str, placed: dict[str, str]) -> None:
+    """Refuse a member whose path is not free for it; record it and its parent folders."""
+    if rel == ".":
+        if kind == "file":
+            raise _unsafe(archive, name, "has no file name of its own (it names the target folder itself)")
+        return
+    parents = []
+    parent = posixpath.dirname(rel)
+    while parent:
+        parents.append(parent)
+        parent = posixpath.dirname(parent)
+    for parent in parents:
+        if placed.get(parent) == "file":
+            raise _unsafe(archive, name, f"lies under {parent!r}, which the archive holds as a file")
+    before = placed.get(rel)
+    if before == kind == "file":
+        raise _unsafe(archive, name, f"is the second member extracted to {rel!r}; it would silently "
+                                     "replace the first")
+    if before is not None and before != kind:
+        raise _unsafe(archive, name, f"makes {rel!r} both a file and a folder")
+    placed[rel] = kind
+    for parent in parents:
+        placed.setdefault(parent, "folder")
 
 
 def _is_zip(archive: Path) -> bool:
@@ -124,7 +154,7 @@ def _zip_members(archive: Path, max_bytes: int) -> Iterator[Member]:
                 raise _unsafe(archive, info.filename, _too_big(max_bytes))
             checked.append((info, rel))
         for info, rel in checked:
-            yield rel, None if info.is_dir() else (lambda info=info: zf.open(info))
+            yield info.filename, rel, None if info.is_dir() else (lambda info=info: zf.open(info))
 
 
 def _tar_members(archive: Path, partial: Path, max_bytes: int) -> Iterator[Member]:
@@ -149,7 +179,7 @@ def _tar_members(archive: Path, partial: Path, max_bytes: int) -> Iterator[Membe
                 except tarfile.FilterError as err:
                     why = f"is refused by tarfile's data filter ({err})"
                     raise _unsafe(archive, member.name, why) from err
-            yield rel, None if member.isdir() else (lambda member=member: tf.extractfile(member))
+            yield member.name, rel, None if member.isdir() else (lambda member=member: tf.extractfile(member))
 
 
 def _relative(archive: Path, name: str) -> str:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -14,14 +17,38 @@ import yaml
 
 VAE_MODELS = ("uvac", "cat_uvac", "linear_vae")  # trained by the train rule; the rest are baselines
 
+# What validation knows of each dataset's size before any data is read, to refuse a K larger
+# than its test set (a folder dataset's size is only known once read: see check_k).
+SYNTH = ("synth_digits", "synth_scenes", "synth_music")
+SYNTH_CLASSES = 10  # every synthetic generator writes n_per_class files for each of 10 classes
+# Files of each downloadable dataset, as published (an upper bound: rejected files only lower it).
+KNOWN_FILES = {"fsdd": 3000, "audiomnist": 30000, "urbansound8k": 8732, "tau2019": 14400,
+               "gtzan": 1000, "esc50": 2000, "esc10": 400}
+# The longest recording of a type, where it is known (segment mode cuts it into clips):
+# synth_music writes 30 s tracks, synth_scenes at most 4 s, GTZAN's tracks are 30 s (+ <1 s).
+MAX_SECONDS = {"synth_music": 30.0, "synth_scenes": 4.0, "gtzan": 31.0}
+# Official folds: their number, and whether they hold equal shares of the files (ESC's do).
+FOLDS = {"urbansound8k": (10, False), "esc50": (5, True), "esc10": (5, True)}
+
 
 class ParamsError(ValueError):
     """params.yaml (or an overlay) is not what the pipeline expects; the message names the key."""
 
 
 def schema() -> dict:
+    return copy.deepcopy(_schema())
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
     text = resources.files("uvac").joinpath("schemas/params.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    """Built once per process: Snakemake, the CLI and tests validate many times."""
+    return jsonschema.Draft202012Validator(_schema())
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -71,9 +98,18 @@ def _describe(error: jsonschema.ValidationError) -> str:
         missing = error.message.split("'")[1]
         where = f"{where}.{missing}" if where != "(top level)" else missing
         return f"{where}: missing (every key is required; see params.yaml for an example)"
-    if v in ("additionalProperties", "unevaluatedProperties"):
+    if v == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = sorted(error.schema.get("properties", {}))
+        return f"{where}: unknown key(s) {unknown}; allowed here: {allowed}"
+    if v == "unevaluatedProperties":
+        # The keys a subschema (if/then) accepted are not in this schema's own `properties`:
+        # name only the keys jsonschema reports as unexpected, and allow the ones it evaluated.
+        said = re.search(r"\((.*) (?:was|were) unexpected\)", error.message)
+        unknown = sorted(re.findall(r"'((?:[^'\\]|\\.)*)'", said.group(1))) if said else []
+        if not unknown or not set(unknown) <= set(error.instance):
+            unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = sorted(set(error.instance) - set(unknown) | set(error.schema.get("properties", {})))
         return f"{where}: unknown key(s) {unknown}; allowed here: {allowed}"
     if v == "enum":
         return f"{where}: expected one of {error.validator_value}, got {error.instance!r}"
@@ -94,12 +130,23 @@ def _leaf_errors(errors: Iterable[jsonschema.ValidationError]) -> list[jsonschem
 
 def validate(params: dict, source: str = "params") -> None:
     """Raise ParamsError listing every schema violation and every cross-key inconsistency."""
-    validator = jsonschema.Draft202012Validator(schema())
-    problems = sorted({_describe(e) for e in _leaf_errors(validator.iter_errors(params))})
+    problems = _non_finite(params, "")
+    problems += sorted({_describe(e) for e in _leaf_errors(_validator().iter_errors(params))})
     if not problems:
         problems = _semantic_problems(params)
     if problems:
         raise ParamsError(f"{source}: invalid parameters:\n  " + "\n  ".join(problems))
+
+
+def _non_finite(value: Any, where: str) -> list[str]:
+    """NaN and infinities pass JSON Schema's type and most of its bounds (`.nan`, `.inf` in YAML)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{where or '(top level)'}: expected a finite number, got {value!r}"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{where}.{i}")]
+    return []
 
 
 def _semantic_problems(params: dict) -> list[str]:
@@ -113,8 +160,20 @@ def _semantic_problems(params: dict) -> list[str]:
                 problems.append(f"datasets.{name}.split.fractions: expected train, val, test fractions summing to 1, got {total:g}")
             if split["fractions"][2] <= 0:
                 problems.append(f"datasets.{name}.split.fractions: the test fraction must be > 0 (metrics are computed on test)")
+            if split["fractions"][0] <= 0:
+                problems.append(f"datasets.{name}.split.fractions: the train fraction must be > 0 (models are fitted on train)")
         if split["method"] == "folds" and set(split["val_folds"]) & set(split["test_folds"]):
             problems.append(f"datasets.{name}.split: val_folds and test_folds overlap")
+        if split["method"] == "folds" and ds["type"] not in FOLDS:
+            problems.append(f"datasets.{name}.split.method: folds, but a {ds['type']} dataset has no official "
+                            f"folds (only {sorted(FOLDS)} have); use random, speaker or all")
+        elif split["method"] == "folds":
+            n_folds = FOLDS[ds["type"]][0]
+            for key in ("val_folds", "test_folds"):
+                unknown = sorted(set(split[key]) - set(range(1, n_folds + 1)))
+                if unknown:
+                    problems.append(f"datasets.{name}.split.{key}: no fold {unknown} in {ds['type']} "
+                                    f"(its folds are 1..{n_folds})")
         if ds["features"]["kind"] != "mfcc_stats" and ds["features"]["n_fft"] > ds["sample_rate"] * ds["clip_seconds"]:
             problems.append(f"datasets.{name}.features.n_fft: longer than the clip ({ds['clip_seconds']} s)")
         synthetic = ds["type"].startswith("synth_")
@@ -129,10 +188,14 @@ def _semantic_problems(params: dict) -> list[str]:
                 problems.append(f"datasets.{name}.labels.csv: required when labels.from is csv")
     for name, table in params["tables"].items():
         for i, row in enumerate(table["rows"]):
-            problems += _run_problems(params, f"tables.{name}.rows[{i}]", row["dataset"], row["methods"])
+            where = f"tables.{name}.rows[{i}]"
+            problems += _run_problems(params, where, row["dataset"], row["methods"])
+            problems += _k_problems(params, f"{where}.ks", row["dataset"], row["ks"])
     for kind in ("tsne", "latent_vs_pca"):
         for name, fig in params["figures"][kind].items():
-            problems += _run_problems(params, f"figures.{kind}.{name}", fig["dataset"], fig["methods"])
+            where = f"figures.{kind}.{name}"
+            problems += _run_problems(params, where, fig["dataset"], fig["methods"])
+            problems += _k_problems(params, f"{where}.k", fig["dataset"], [fig["k"]])
     for name, m in params["methods"].items():
         if "logvar_clamp" not in m:
             continue
@@ -160,6 +223,64 @@ def _run_problems(params: dict, where: str, dataset: str, methods: list[str]) ->
             problems.append(f"{where}.methods: {m!r} ({model}) cannot train on {dataset!r} ({kind} features); "
                             "linear_vae takes mfcc_stats, uvac and cat_uvac spectrograms")
     return problems
+
+
+def max_test_clips(ds: dict) -> tuple[int, str] | None:
+    """The most test clips a dataset config can yield, and how that number follows from params;
+    None where the size is unknown before the data is read (a folder dataset, or segments of
+    recordings of unknown length)."""
+    kind = ds["type"]
+    if kind in SYNTH:
+        files = SYNTH_CLASSES * ds["generator"]["n_per_class"]
+        how = f"{SYNTH_CLASSES} classes x generator.n_per_class {ds['generator']['n_per_class']} = {files} files"
+    elif kind in KNOWN_FILES:
+        files = KNOWN_FILES[kind]
+        how = f"{kind} has at most {files} files"
+    else:
+        return None
+    if ds["subset"] is not None and ds["subset"] < files:
+        files = ds["subset"]
+        how += f", subset {files}"
+    split = ds["split"]
+    if split["method"] == "random":
+        test = max(1, round(split["fractions"][2] * files))  # as uvac.splits does
+        how += f", test fraction {split['fractions'][2]:g} -> {test} files"
+    elif split["method"] == "folds" and FOLDS.get(kind, (0, False))[1]:
+        n_folds = FOLDS[kind][0]
+        test = files // n_folds * len(set(split["test_folds"]) & set(range(1, n_folds + 1)))
+        how += f", {len(split['test_folds'])} of {n_folds} equal folds -> {test} files"
+    else:  # all (test = every clip), speaker or uneven folds (at most every file)
+        test = files
+    lf = ds["long_files"]
+    if lf["mode"] == "segment":
+        longest = MAX_SECONDS.get(kind)
+        per_file = None if longest is None else max(1, math.floor(longest / ds["clip_seconds"]))
+        if lf["max_segments"] is not None:
+            per_file = lf["max_segments"] if per_file is None else min(per_file, lf["max_segments"])
+        if per_file is None:
+            return None
+        test *= per_file
+        how += f" x at most {per_file} segments"
+    return test, how
+
+
+def _k_problems(params: dict, where: str, dataset: str, ks: list[int]) -> list[str]:
+    """A K no larger than the test set it is scored on (where params tell the test set's size)."""
+    if dataset not in params["datasets"]:
+        return []  # reported by _run_problems
+    bound = max_test_clips(params["datasets"][dataset])
+    if bound is None:
+        return []  # checked where the features are read: check_k
+    n_test, how = bound
+    return [f"{where}: K = {k} is more than the {n_test} test clips of dataset {dataset!r} ({how})"
+            for k in ks if k > n_test]
+
+
+def check_k(k: int, n_test: int, dataset: str) -> None:
+    """The same check once the test split is read (folder datasets): call before any fitting."""
+    if k > n_test:
+        raise ParamsError(f"K = {k} (tables.*.rows[*].ks or figures.*.*.k for dataset {dataset!r}) is more "
+                          f"than the {n_test} clips of its test split; lower K or add recordings")
 
 
 def digest(value: Any) -> str:

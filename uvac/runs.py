@@ -17,6 +17,7 @@ import numpy as np
 from .estimators import CategoricalUVAC, LinearVAE, UVAC
 from .io import atomic_path, write_json
 from .metrics import label_scores
+from .params import check_k
 from .pipeline import load_split
 from .training import resolve_device
 
@@ -37,12 +38,12 @@ def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, 
     """Fit on the training split (all clips for split method `all`), embed and score the test split."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    data = load_split(features_dir, "train", lazy=True)
+    data, test = load_split(features_dir, "train", lazy=True), load_split(features_dir, "test", lazy=True)
+    check_k(k, len(test["clip_id"]), Path(features_dir).name)
     est = make_estimator(method, k, seed, train, threads)
     est.fit(data["x"], data["mask"], run_dir=run_dir)
     est.save(run_dir / "model.pt")
 
-    test = load_split(features_dir, "test", lazy=True)
     out = {"z": est.transform(test["x"]), "cluster": est.predict(test["x"]),
            "proba": est.predict_proba(test["x"]) if hasattr(est, "predict_proba")
            else np.zeros((len(test["x"]), 0), np.float32)}

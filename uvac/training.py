@@ -332,8 +332,22 @@ def check_meta(found: dict, expected: dict, source) -> None:
                              f"but {expected[key]!r} was expected ({found})")
 
 
+def load_state(path, device="cpu", required=("meta",)) -> dict:
+    """torch.load with weights_only=True (a tampered pickle is refused, never run), and one clear
+    error naming the file for anything that is not a complete uvac checkpoint."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a bad file
+        raise ValueError(f"{path}: not a readable uvac checkpoint ({type(exc).__name__}: {exc}); "
+                         "it may be truncated or from another program. Delete it to start over.") from exc
+    missing = [key for key in required if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ValueError(f"{path}: not a complete uvac checkpoint (no {', '.join(missing)})")
+    return state
+
+
 def resume(path, model, optimizer, perm_gen, cfg, n_clips, device):
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = load_state(path, device, ("meta", "model", "optimizer", "epoch", "rng", "config", "n_clips", "history"))
     check_meta(state["meta"], model.metadata(), path)
     if state["n_clips"] != n_clips:
         raise ValueError(f"{path} was trained on {state['n_clips']} clips, this data has {n_clips}; "
