@@ -24,23 +24,24 @@ from .training import resolve_device
 ESTIMATORS = {"uvac": UVAC, "cat_uvac": CategoricalUVAC, "linear_vae": LinearVAE}
 
 
-def make_estimator(method: dict, k: int, seed: int, train: dict, threads: int = 0):
-    """A params.yaml method variant (plus the execution settings of `train:`) as an estimator."""
+def make_estimator(method: dict, k: int, seed: int, train: dict, threads: int | None = None):
+    """A params.yaml method variant (plus the execution settings of `train:`) as an estimator;
+    threads overrides train.threads (0: torch's default)."""
     settings = {key: value for key, value in method.items() if key not in ("model", "latent_dim")}
     settings.update(seed=seed, device=train["device"], amp=train["amp"],
-                    checkpoint_every=train["checkpoint_every"], threads=threads,
+                    checkpoint_every=train["checkpoint_every"],
+                    threads=train["threads"] if threads is None else threads,
                     progress=sys.stderr.isatty())
     return ESTIMATORS[method["model"]](k, method["latent_dim"], **settings)
 
 
-def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, run_dir: Path,
-              threads: int = 0) -> dict:
+def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, run_dir: Path) -> dict:
     """Fit on the training split (all clips for split method `all`), embed and score the test split."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data, test = load_split(features_dir, "train", lazy=True), load_split(features_dir, "test", lazy=True)
     check_k(k, len(test["clip_id"]), Path(features_dir).name)
-    est = make_estimator(method, k, seed, train, threads)
+    est = make_estimator(method, k, seed, train)
     est.fit(data["x"], data["mask"], run_dir=run_dir)
     est.save(run_dir / "model.pt")
 

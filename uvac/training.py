@@ -157,6 +157,8 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
             if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
                 save_checkpoint(ckpt, model, optimizer, epoch + 1, perm_gen, cfg, len(x), history)
     bar.close()
+    if run_dir is not None and start == cfg.epochs:  # resumed from the final checkpoint: history may be gone
+        write_history(run_dir, history)
     return history
 
 

@@ -20,7 +20,7 @@ rule train:
         method=one_of(VAE_METHODS),
         k=r"\d+",
         seed=r"\d+",
-    threads: 2
+    threads: config["train"]["threads"]
     resources:
         mem_mb=6000,
         gpu=config["train"]["gpus"],

@@ -7,5 +7,5 @@ logger = log.setup(snakemake.log[0])
 w = snakemake.wildcards
 with log.user_errors(f"train {w.dataset}/{w.method}/k{w.k}/seed{w.seed}"):
     metrics = runs.train_run(snakemake.input[0], snakemake.params.method, int(w.k), int(w.seed),
-                             snakemake.params.train, Path(snakemake.output.model).parent, threads=snakemake.threads)
+                             snakemake.params.train, Path(snakemake.output.model).parent)
     logger.info("finished: %s", metrics)
