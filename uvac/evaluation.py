@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .baselines import flat
 from .io import write_json
 from .metrics import geometry_scores, label_scores
 from .pipeline import load_split
@@ -20,10 +19,20 @@ SPACES = {"labels": ["input"], "kmeans": ["input"], "gmm_em": ["input"], "pca_km
           "uvac": ["z"], "linear_vae": ["z"], "cat_uvac": ["z", "q(y|x)"]}
 
 
-def space_points(space: str, embeddings, features_dir: Path) -> np.ndarray:
-    """The test clips as points of a named space, rows in the order of embeddings.npz."""
+def flat(x: np.ndarray) -> np.ndarray:
+    """(N, ...) features as (N, D) rows: the `input` space of the metrics (as uvac.baselines.flat;
+    not imported from there, because uvac.baselines pulls in torch and scikit-learn's estimators,
+    seconds of start-up for every evaluate job)."""
+    return np.ascontiguousarray(x.reshape(len(x), -1))
+
+
+def space_points(space: str, embeddings, features_dir: Path, test: dict | None = None) -> np.ndarray:
+    """The test clips as points of a named space, rows in the order of embeddings.npz.
+
+    `test`: the test split already loaded (load_split(features_dir, "test")), so that callers
+    placing several runs of one dataset in the input space read its features once."""
     if space == "input":
-        test = load_split(features_dir, "test")
+        test = load_split(features_dir, "test") if test is None else test
         if not np.array_equal(test["clip_id"], embeddings["clip_id"]):
             raise ValueError(f"{features_dir}: the test split no longer matches the run's embeddings; re-run the run")
         return flat(test["x"])

@@ -105,6 +105,13 @@ def _as_2d(points) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- t-SNE
 
+def subset_indices(n: int, *, seed: int, max_points: int) -> np.ndarray:
+    """The rows embed_2d embeds: all n, or a seeded sorted sample of max_points of them."""
+    if n > max_points:
+        return np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
+    return np.arange(n)
+
+
 def embed_2d(x: np.ndarray, *, perplexity: float, seed: int, max_points: int) -> tuple[np.ndarray, np.ndarray]:
     """2-d t-SNE of the rows of x (N, D), reproducible for a seed, for the cluster scatter plots.
 
@@ -122,7 +129,9 @@ def embed_2d(x: np.ndarray, *, perplexity: float, seed: int, max_points: int) ->
 
     Returns (points (n, 2) float32, indices (n,) of the rows of x used, ascending).
     """
-    x = np.asarray(x, dtype=float)
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(float)
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:
@@ -137,11 +146,8 @@ def embed_2d(x: np.ndarray, *, perplexity: float, seed: int, max_points: int) ->
     if not np.all(np.isfinite(x)):
         raise ValueError("x contains NaN or infinite values; t-SNE cannot embed them")
 
-    if n > max_points:
-        idx = np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
-    else:
-        idx = np.arange(n)
-    sub = x[idx]
+    idx = subset_indices(n, seed=seed, max_points=max_points)
+    sub = x[idx].astype(float)  # float64 after the subset: a (30000, 12672) input is not copied whole
 
     if d <= 2:
         out = np.zeros((len(idx), 2), dtype=np.float32)

@@ -44,7 +44,9 @@ def geometry_scores(points: np.ndarray, clusters: np.ndarray, *, space: str,
     With silhouette_sample = N < len(points), the silhouette uses a seeded sample of N clips
     (its O(N^2) cost dominates on large test sets); DBI and CHI always use every clip.
     """
-    points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    points = np.asarray(points).reshape(len(points), -1)  # float32 stays float32: no 3 GB copy of an input space
+    if not np.issubdtype(points.dtype, np.floating):
+        points = points.astype(np.float64)
     out = {"silhouette": None, "dbi": None, "chi": None, "silhouette_n": None}
     used = len(np.unique(clusters))
     if used < 2 or used >= len(points):
