@@ -35,31 +35,12 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from common import write_report  # benchmarks/common.py
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "results" / "benchmarks"
 TARGET_S = 5.0
 NOT_FINISHED = 3  # exit status when the workflow has pending jobs (benchmarks/run_all reports it as not run)
-# The embedded default shrunk to seconds (as tests/test_dvc.py): two stand-ins, one seed, one epoch.
-SMOKE = {
-    "build": {"datasets": ["synth_digits", "synth_music"]},
-    "datasets": {"synth_digits": {"generator": {"n_per_class": 10}}, "synth_music": {"generator": {"n_per_class": 2}}},
-    "methods": {"uvac": {"epochs": 1}, "uvac_pretrain": {"epochs": 1, "pretrain_epochs": 1, "kl_warmup_epochs": 1},
-                "cat_uvac": {"epochs": 1}, "kmeans": {"n_init": 2}, "pca_kmeans": {"n_init": 2}},
-    "tables": {
-        "table1": {"rows": [{"dataset": "synth_digits", "paper_dataset": "audiomnist", "ks": [10],
-                             "methods": ["labels", "kmeans", "gmm_em", "uvac", "uvac_pretrain"], "n_seeds": 1}]},
-        "table2": {"rows": [{"dataset": "synth_digits", "paper_dataset": "audiomnist", "ks": [10],
-                             "methods": ["labels", "kmeans", "uvac", "cat_uvac"], "n_seeds": 1}]},
-        "table3": {"rows": [{"dataset": "synth_music", "paper_dataset": "gtzan", "ks": [5],
-                             "methods": ["linear_vae", "pca_kmeans"], "n_seeds": 1}]},
-    },
-    "figures": {"tsne": {"uvac_fig3_tsne": {"dataset": "synth_digits"}},
-                "latent_vs_pca": {"linear_vae_fig1_latent_vs_pca": {"dataset": "synth_music"}}},
-}
 
 
 def env_with_venv(workdir: Path) -> dict:
@@ -92,7 +73,7 @@ def pending_jobs(workdir: Path, configfile: str, env: dict) -> int:
 
 
 def make_smoke(dest: Path, env: dict) -> None:
-    """DIR: this checkout's tracked files (working-tree versions) with the SMOKE overlay as
+    """DIR: this checkout's tracked files (working-tree versions) with config/smoke.yaml as
     config/demo.yaml, in a fresh git repo, with this checkout's .venv linked in."""
     if dest.exists():
         raise SystemExit(f"--smoke {dest}: already exists; give a new folder (or --workdir {dest} to reuse it)")
@@ -108,7 +89,7 @@ def make_smoke(dest: Path, env: dict) -> None:
         else:
             shutil.copy2(src, target)
     (dest / ".venv").symlink_to(REPO / ".venv")
-    (dest / "config" / "demo.yaml").write_text(yaml.safe_dump(SMOKE, sort_keys=False))
+    shutil.copy(dest / "config" / "smoke.yaml", dest / "config" / "demo.yaml")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "smoke workflow"]):
         run(cmd, dest, env)
 

@@ -14,23 +14,6 @@ import yaml
 from conftest import REPO, job_counts
 
 BIN = str(Path(sys.executable).parent)
-# The embedded default, shrunk to seconds: two stand-ins, one seed, one epoch.
-SMOKE = {
-    "build": {"datasets": ["synth_digits", "synth_music"]},
-    "datasets": {"synth_digits": {"generator": {"n_per_class": 10}}, "synth_music": {"generator": {"n_per_class": 2}}},
-    "methods": {"uvac": {"epochs": 1}, "uvac_pretrain": {"epochs": 1, "pretrain_epochs": 1, "kl_warmup_epochs": 1},
-                "cat_uvac": {"epochs": 1}, "kmeans": {"n_init": 2}, "pca_kmeans": {"n_init": 2}},
-    "tables": {
-        "table1": {"rows": [{"dataset": "synth_digits", "paper_dataset": "audiomnist", "ks": [10],
-                             "methods": ["labels", "kmeans", "gmm_em", "uvac", "uvac_pretrain"], "n_seeds": 1}]},
-        "table2": {"rows": [{"dataset": "synth_digits", "paper_dataset": "audiomnist", "ks": [10],
-                             "methods": ["labels", "kmeans", "uvac", "cat_uvac"], "n_seeds": 1}]},
-        "table3": {"rows": [{"dataset": "synth_music", "paper_dataset": "gtzan", "ks": [5],
-                             "methods": ["linear_vae", "pca_kmeans"], "n_seeds": 1}]},
-    },
-    "figures": {"tsne": {"uvac_fig3_tsne": {"dataset": "synth_digits"}},
-                "latent_vs_pca": {"linear_vae_fig1_latent_vs_pca": {"dataset": "synth_music"}}},
-}
 
 
 def run(cwd, *cmd, check=True):
@@ -57,7 +40,7 @@ def project(tmp_path_factory):
             dest.symlink_to(os.readlink(src))
         else:
             shutil.copy2(src, dest)
-    (root / "config/demo.yaml").write_text(yaml.safe_dump(SMOKE, sort_keys=False))
+    shutil.copy(root / "config/smoke.yaml", root / "config/demo.yaml")
     run(root, "git", "init", "-q")
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "smoke")
