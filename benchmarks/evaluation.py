@@ -18,7 +18,7 @@ on z over all clips (measured), and on the input space over a --ref-subset of cl
 (N / subset)^2 to the full test set (O(N^2 D)). Target: the whole evaluation (its makespan on
 2 cores) under 60 s. Prints a table; writes results/benchmarks/evaluation.json.
 
-    .venv/bin/python benchmarks/evaluation.py [--n 30000] [--silhouette-sample 3000] [--cores 2] [--tsne-workers 1]
+    .venv/bin/python benchmarks/evaluation.py [--n 30000] [--silhouette-sample 3000] [--cores 2]
 
 The silhouette sample is stated, never implied: scores.json holds silhouette_n per space, the JSON
 here the sample and where it came from, and the printout the sampled and the exact z silhouette.
@@ -124,7 +124,7 @@ def job_evaluate(method: str, root: str, silhouette_sample: int | None, seed: in
             "accuracy": scores["accuracy"], "nmi": scores["nmi"]}
 
 
-def job_tsne(root: str, perplexity: float, max_points: int, seed: int, workers: int) -> dict:
+def job_tsne(root: str, perplexity: float, max_points: int, seed: int) -> dict:
     t = time.perf_counter()
     from uvac import report
     imported = time.perf_counter()
@@ -134,9 +134,8 @@ def job_tsne(root: str, perplexity: float, max_points: int, seed: int, workers: 
     report.tsne_file(spec, methods, out, perplexity=perplexity, max_points=max_points, seed=seed,
                      provenance_params={"figure": {"spec": spec, "tsne_perplexity": perplexity,
                                                    "tsne_max_points": max_points, "seed": seed}},
-                     runs_root=Path(root) / "runs", features_root=Path(root) / "features",
-                     **({"workers": workers} if workers > 1 else {}))
-    return {"step": f"tsne figure ({workers} worker{'s' if workers > 1 else ''})", "seconds": time.perf_counter() - t, "import_s": imported - t,
+                     runs_root=Path(root) / "runs", features_root=Path(root) / "features")
+    return {"step": "tsne figure", "seconds": time.perf_counter() - t, "import_s": imported - t,
             "png_bytes": out.stat().st_size}
 
 
@@ -185,8 +184,6 @@ def main() -> None:
                          "split size), 'exact' (~400 s per input-space run at 30000 clips), or 'params' "
                          "(params.yaml evaluate.silhouette_sample; null there means exact)")
     ap.add_argument("--cores", type=int, default=2, help="jobs at a time, as snakemake --cores")
-    ap.add_argument("--tsne-workers", type=int, default=1,
-                    help="processes for the figure's t-SNE maps (default 1: the tsne_figure rule has threads: 1)")
     ap.add_argument("--tsne-max-points", type=int, default=None,
                     help="points per t-SNE map (default: params.yaml figures.tsne_max_points)")
     ap.add_argument("--ref-subset", type=int, default=2000, help="clips of the input-space sklearn reference")
@@ -222,7 +219,7 @@ def main() -> None:
             t0 = time.perf_counter()
             futures = {m: ex.submit(job_evaluate, m, tmp, sample, seed) for m in RUNS}
             wait([futures[m] for m in TSNE_METHODS])  # the figure rule needs their scores.json
-            futures["tsne"] = ex.submit(job_tsne, tmp, fig["tsne_perplexity"], fig["tsne_max_points"], seed, args.tsne_workers)
+            futures["tsne"] = ex.submit(job_tsne, tmp, fig["tsne_perplexity"], fig["tsne_max_points"], seed)
             steps = [f.result() for f in futures.values()]
             total = time.perf_counter() - t0
         with pool(1) as ex:  # the reference alone, so it does not share the cores with the above
@@ -234,7 +231,6 @@ def main() -> None:
         "silhouette_sample": sample, "silhouette_sample_from": sample_from,
         "params_silhouette_sample": params["evaluate"]["silhouette_sample"],
         "tsne_max_points": fig["tsne_max_points"], "tsne_perplexity": fig["tsne_perplexity"],
-        "tsne_workers": args.tsne_workers,
         "steps": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in s.items()} for s in steps],
         "total_s": round(total, 2), "target_s": TARGET_S, "met": bool(total < TARGET_S),
         "serial_sum_s": round(sum(s["seconds"] for s in steps), 2),
@@ -263,7 +259,7 @@ def main() -> None:
         "target": f"evaluation of a {args.n}-clip test set (scores of {len(RUNS)} runs + the t-SNE figure) "
                   f"< {TARGET_S:g} s on {args.cores} cores",
         "figure": f"{total:.1f} s (silhouette {'exact' if sample is None else f'on a {sample}-clip sample'}; "
-                  f"t-SNE {fig['tsne_max_points']} points, {args.tsne_workers} worker(s); sklearn exact input-space "
+                  f"t-SNE {fig['tsne_max_points']} points; sklearn exact input-space "
                   f"silhouette alone ~{ref['input_exact_estimated_s']:.0f} s)",
         "met": result["met"]}]
     write_report(args.out, result)

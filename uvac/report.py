@@ -51,61 +51,15 @@ def _map_key(run: dict) -> tuple:
     return ("input",) if run["space"] == "input" else ("run", run["method"])
 
 
-_EMBED_CHILD = """
-import sys
-import numpy as np
-from uvac.figures import embed_2d
-x = np.load(sys.argv[1])
-points, _ = embed_2d(x, perplexity=float(sys.argv[3]), seed=int(sys.argv[4]), max_points=len(x))
-np.save(sys.argv[2], points)
-"""
-
-
-def _embed_maps(points: dict, *, perplexity: float, seed: int, max_points: int, workers: int) -> dict:
-    """figures.embed_2d of each distinct map; with workers > 1, up to workers - 1 of them in child
-    Python processes while this one embeds another (t-SNE holds the GIL between iterations, so
-    threads would not overlap; multiprocessing's spawn would re-run a Snakemake script's top level
-    in its children, and fork after OpenMP has run can deadlock). A child gets only its map's
-    subset and embeds all of it: the same rows and the same result as embed_2d in this process."""
-    keys = list(points)
-    if workers <= 1 or len(keys) <= 1:
-        return {key: figures.embed_2d(points[key], perplexity=perplexity, seed=seed, max_points=max_points)
-                for key in keys}
-    import subprocess
-    import sys
-    import tempfile
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="uvac-tsne-") as tmp:
-        while keys:
-            batch, keys = keys[:workers], keys[workers:]
-            children = []
-            for i, key in enumerate(batch[1:]):
-                idx = figures.subset_indices(len(points[key]), seed=seed, max_points=max_points)
-                src, dst = Path(tmp) / f"in{i}.npy", Path(tmp) / f"out{i}.npy"
-                np.save(src, np.asarray(points[key])[idx])
-                proc = subprocess.Popen([sys.executable, "-c", _EMBED_CHILD, str(src), str(dst), repr(float(perplexity)),
-                                         str(int(seed))], stderr=subprocess.PIPE, text=True)
-                children.append((key, idx, dst, proc))
-            out[batch[0]] = figures.embed_2d(points[batch[0]], perplexity=perplexity, seed=seed, max_points=max_points)
-            for key, idx, dst, proc in children:
-                _, err = proc.communicate()
-                if proc.returncode != 0:
-                    raise RuntimeError(f"t-SNE of {key} in a child process failed (exit {proc.returncode}):\n{err[-2000:]}")
-                out[key] = (np.load(dst), idx)
-    return out
-
-
 def tsne_file(spec: dict, methods: dict, out: Path, *, perplexity: float, max_points: int, seed: int,
-              provenance_params: dict, runs_root="results/runs", features_root="data/features",
-              workers: int = 1) -> None:
-    """UVAC Fig. 3: each method's test clips in its own space, by cluster and by true label.
-
-    workers: processes for the t-SNE maps (one per distinct map at most); give it the rule's threads."""
+              provenance_params: dict, runs_root="results/runs", features_root="data/features") -> None:
+    """UVAC Fig. 3: each method's test clips in its own space, by cluster and by true label."""
     runs = _seed0_runs(spec, methods, runs_root, features_root)
     distinct = {}
     for r in runs:
         distinct.setdefault(_map_key(r), r["points"])
-    maps = _embed_maps(distinct, perplexity=perplexity, seed=seed, max_points=max_points, workers=workers)
+    maps = {key: figures.embed_2d(points, perplexity=perplexity, seed=seed, max_points=max_points)
+            for key, points in distinct.items()}
     panels = []
     for r in runs:
         points, idx = maps[_map_key(r)]
