@@ -14,6 +14,8 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+from .datasets.sources import SOURCES
+
 
 VAE_MODELS = ("uvac", "cat_uvac", "linear_vae")  # trained by the train rule; the rest are baselines
 
@@ -22,8 +24,7 @@ VAE_MODELS = ("uvac", "cat_uvac", "linear_vae")  # trained by the train rule; th
 SYNTH = ("synth_digits", "synth_scenes", "synth_music")
 SYNTH_CLASSES = 10  # every synthetic generator writes n_per_class files for each of 10 classes
 # Files of each downloadable dataset, as published (an upper bound: rejected files only lower it).
-KNOWN_FILES = {"fsdd": 3000, "audiomnist": 30000, "urbansound8k": 8732, "tau2019": 14400,
-               "gtzan": 1000, "esc50": 2000, "esc10": 400}
+KNOWN_FILES = {name: source.n_files for name, source in SOURCES.items()}
 # The longest recording of a type, where it is known (segment mode cuts it into clips):
 # synth_music writes 30 s tracks, synth_scenes at most 4 s, GTZAN's tracks are 30 s (+ <1 s).
 MAX_SECONDS = {"synth_music": 30.0, "synth_scenes": 4.0, "gtzan": 31.0}

@@ -27,6 +27,7 @@ class Source:
 
     name: str
     files: tuple[RemoteFile, ...]
+    n_files: int  # audio files in the release, as published (validation bounds K by it before any download)
     homepage: str
     license: str
     citation: str
@@ -89,6 +90,7 @@ _ESC50 = Source(
     # audio is frozen "to preserve comparability"). No published checksum: soundata's md5 is
     # for master.zip, which moves with every README edit.
     files=(_github_archive("karolpiczak/ESC-50", "f2fd956acf66ebd9ac7e2110711aa78dd684d042"),),
+    n_files=2000,
     homepage="https://github.com/karolpiczak/ESC-50",
     license="CC BY-NC 3.0 (the ESC-10 subset: CC BY)",
     citation="K. J. Piczak. ESC: Dataset for Environmental Sound Classification. Proc. 23rd ACM "
@@ -101,6 +103,7 @@ SOURCES: dict[str, Source] = {
         # Commit fixed by the project's design; GitHub archive, no published checksum.
         files=(_github_archive("Jakobovski/free-spoken-digit-dataset",
                                "26eb9aaf76e81b692f806f9140c2d2777410d7a1"),),
+        n_files=3000,
         homepage="https://github.com/Jakobovski/free-spoken-digit-dataset",
         license="CC BY-SA 4.0",
         citation="Z. Jackson et al. Free Spoken Digit Dataset (FSDD). "
@@ -112,6 +115,7 @@ SOURCES: dict[str, Source] = {
         # one folder per speaker and audioMNIST_meta.txt; the wav files were added once and never
         # changed. GitHub archive (~1 GB), no published checksum.
         files=(_github_archive("soerenab/AudioMNIST", "8d77a2d8754105541742115cefec1e537040a6cf"),),
+        n_files=30000,
         homepage="https://github.com/soerenab/AudioMNIST",
         license="MIT",
         citation="S. Becker, J. Vielhaben, M. Ackermann, K.-R. Müller, S. Lapuschkin, W. Samek. "
@@ -124,6 +128,7 @@ SOURCES: dict[str, Source] = {
         # md5: soundata/soundata soundata/datasets/urbansound8k.py (REMOTES "all"); several
         # other loaders carry the same value. No index we found publishes the size.
         files=(_zenodo(1203745, "UrbanSound8K.tar.gz", None, "9aa69802bbf37fb986f71ec1483a196e"),),
+        n_files=8732,
         homepage="https://urbansounddataset.weebly.com/urbansound8k.html",
         license="CC BY-NC 3.0 (dataset README; non-commercial use only)",
         citation="J. Salamon, C. Jacoby, J. P. Bello. A Dataset and Taxonomy for Urban Sound "
@@ -133,6 +138,7 @@ SOURCES: dict[str, Source] = {
         name="tau2019",
         files=tuple(_zenodo(2589280, f"{_TAU2019_PREFIX}.{part}.zip", size, md5)
                     for part, size, md5 in _TAU2019_DEV),
+        n_files=14400,
         homepage="https://zenodo.org/record/2589280",
         license="Tampere University license: free for academic, non-commercial use only",
         citation="A. Mesaros, T. Heittola, T. Virtanen. A multi-device dataset for urban acoustic "
@@ -152,6 +158,7 @@ SOURCES: dict[str, Source] = {
             size=1225571541,
             md5="5b3d6dddb579ab49814ab86dba69e7c7",
             sha256="24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6"),),
+        n_files=1000,
         homepage="http://marsyas.info/downloads/datasets.html",
         license="unpublished (research use; mirdata found no license information)",
         citation="G. Tzanetakis, P. Cook. Musical genre classification of audio signals. IEEE "
@@ -159,5 +166,5 @@ SOURCES: dict[str, Source] = {
     ),
     "esc50": _ESC50,
     # ESC-10 is the 10-class subset marked in ESC-50's meta/esc50.csv: the same archive.
-    "esc10": replace(_ESC50, name="esc10"),
+    "esc10": replace(_ESC50, name="esc10", n_files=400),
 }
