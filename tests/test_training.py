@@ -4,11 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.mixture import GaussianMixture
 
 import uvac.training as training
 from uvac.estimators import UVAC, CategoricalUVAC, LinearVAE
 from uvac.models import MODELS
+from uvac.models.categorical import categorical_kl_paid, kl_uniform
 from uvac.training import TrainConfig, train
 
 SHAPE = (1, 16, 32)  # tiny spectrograms: the real architecture, a fraction of the cost
@@ -210,11 +212,37 @@ def test_kl_warmup_ramps_the_kl_weight():
 def test_free_bits_leave_the_categorical_kl_unpaid_below_the_threshold():
     x, mask = spectrograms()
     k, lam = 3, 0.5
+    model = fresh("cat_uvac", k=k)
+    torch.manual_seed(1)
+    out = model.loss(torch.from_numpy(x), torch.from_numpy(mask), lam=lam, free_bits=math.log(k))
+    # every clip's KL(q(y|x) || uniform) <= log K, so a batch pays its usage KL plus exactly log K
+    usage = kl_uniform(out["log_probs"].exp().mean(0).log())
+    assert float(out["loss"]) == pytest.approx(float(out["recon"] + lam * (out["kl_z"] + usage + math.log(k))), rel=1e-5)
     history = train(fresh("cat_uvac", k=k), x, mask, quick(epochs=1, free_bits=math.log(k), lam=lam))
-    row = history[0]  # KL(q(y|x) || uniform) <= log K, so every batch pays exactly log K
-    assert row["loss"] == pytest.approx(row["recon"] + lam * (row["kl_z"] + math.log(k)), rel=1e-5)
     plain = train(fresh("cat_uvac", k=k), x, mask, quick(epochs=1, lam=lam))
     assert without_time(history) != without_time(plain)
+
+
+def test_free_bits_never_pay_for_confidence_but_always_for_unequal_usage():
+    k, free = 4, math.log(4)
+    in_cluster_0 = torch.full((8, k), -3.0).index_fill_(1, torch.tensor([0]), 3.0).requires_grad_()
+    one_each = torch.full((8, k), -3.0)
+    one_each[torch.arange(8), torch.arange(8) % k] = 3.0  # two clips per cluster
+    one_each.requires_grad_()
+    for logits in (in_cluster_0, one_each):  # free_bits 0 is the paper's term
+        log_q = F.log_softmax(logits, 1)
+        assert float(categorical_kl_paid(log_q)) == pytest.approx(float(kl_uniform(log_q).mean()))
+    # confident and balanced: the whole KL tells about x, so it is free
+    paid = categorical_kl_paid(F.log_softmax(one_each, 1), free_bits=free)
+    paid.backward()
+    assert float(paid) == pytest.approx(free, rel=1e-5)
+    assert float(one_each.grad.abs().max()) < 1e-6
+    # confident in one cluster: the same per-clip KL, all of it unequal usage, paid and pushed back
+    log_q = F.log_softmax(in_cluster_0, 1)
+    paid = categorical_kl_paid(log_q, free_bits=free)
+    paid.backward()
+    assert float(paid) == pytest.approx(float(kl_uniform(log_q[0])) + free, rel=1e-5)
+    assert float(in_cluster_0.grad[:, 0].min()) > 1e-4  # gradient descent lowers the crowded cluster
 
 
 def test_remedies_are_refused_where_they_do_not_apply():
