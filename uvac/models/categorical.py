@@ -29,7 +29,8 @@ def categorical_kl_paid(log_q: torch.Tensor, free_bits: float = 0.0) -> torch.Te
     the batch's mean q(y) to Uniform (unequal cluster usage) plus the mean KL(q(y|x) || mean q(y))
     (what y tells about x), and leaves only the second unpaid below free_bits nats: q(y|x) may
     become confident for free, but unequal usage is always paid for, so the free nats cannot buy
-    a collapse onto a few clusters (a plain clamp of the whole term could, and did in trials).
+    a collapse onto a few clusters, as a plain clamp of the whole term could. (It does not stop
+    the decoder from ignoring y: see the README's fsdd-dev figures.)
     """
     kl = kl_uniform(log_q).mean()
     if free_bits <= 0:
