@@ -10,7 +10,7 @@ from sklearn.mixture import GaussianMixture
 import uvac.training as training
 from uvac.estimators import UVAC, CategoricalUVAC, LinearVAE
 from uvac.models import MODELS
-from uvac.models.categorical import categorical_kl_paid, kl_uniform
+from uvac.models.categorical import categorical_kl_paid, kl_uniform, unequal_usage_minus_information
 from uvac.training import TrainConfig, train
 
 SHAPE = (1, 16, 32)  # tiny spectrograms: the real architecture, a fraction of the cost
@@ -246,12 +246,44 @@ def test_free_bits_never_pay_for_confidence_but_always_for_unequal_usage():
     assert float(in_cluster_0.grad[:, 0].min()) > 1e-4  # gradient descent lowers the crowded cluster
 
 
+def test_info_weight_charges_unequal_usage_and_pays_for_informative_assignments():
+    k = 4
+    in_cluster_0 = torch.full((8, k), -30.0).index_fill_(1, torch.tensor([0]), 30.0)
+    one_each = torch.full((8, k), -30.0)
+    one_each[torch.arange(8), torch.arange(8) % k] = 30.0  # two clips per cluster
+    term = lambda logits: unequal_usage_minus_information(F.log_softmax(logits, 1))
+    assert term(torch.zeros(8, k)).item() == pytest.approx(0.0, abs=1e-6)  # the collapse earns nothing
+    assert term(one_each).item() == pytest.approx(-math.log(k), rel=1e-5)
+    assert term(in_cluster_0).item() == pytest.approx(math.log(k), rel=1e-5)
+    leaning = (in_cluster_0 / 20).requires_grad_()  # leaning towards cluster 0, not yet saturated
+    term(leaning).backward()
+    assert float(leaning.grad[:, 0].min()) > 1e-4  # gradient descent lowers the crowded cluster
+
+
+def test_info_weight_adds_its_term_to_the_categorical_loss():
+    x, mask = spectrograms()
+    k, weight = 3, 100.0
+    losses = {}
+    for w in (0.0, weight):
+        model = fresh("cat_uvac", k=k)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            losses[w] = model.loss(torch.from_numpy(x), torch.from_numpy(mask), info_weight=w)
+    assert float(losses[0.0]["recon"]) == float(losses[weight]["recon"])  # same draws
+    extra = weight * unequal_usage_minus_information(losses[0.0]["log_probs"])
+    assert float(losses[weight]["loss"]) == pytest.approx(float(losses[0.0]["loss"] + extra), rel=1e-5)
+    history = train(fresh("cat_uvac", k=k), x, mask, quick(epochs=1, info_weight=weight))
+    plain = train(fresh("cat_uvac", k=k), x, mask, quick(epochs=1))
+    assert without_time(history) != without_time(plain)
+
+
 def test_remedies_are_refused_where_they_do_not_apply():
     x, mask = spectrograms()
     with pytest.raises(ValueError, match="only uvac"):
         train(fresh("cat_uvac"), x, mask, quick(pretrain_epochs=1))
-    with pytest.raises(ValueError, match="cat_uvac"):
-        train(fresh("uvac"), x, mask, quick(free_bits=0.5))
+    for remedy in ("free_bits", "info_weight"):
+        with pytest.raises(ValueError, match=f"{remedy} applies to .* cat_uvac"):
+            train(fresh("uvac"), x, mask, quick(**{remedy: 0.5}))
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
 

@@ -56,6 +56,7 @@ class TrainConfig:
     tau_end: float = 0.5
     kl_warmup_epochs: int = 0       # KL weight rises linearly to 1 over these epochs; 0 = off
     free_bits: float = 0.0          # cat_uvac: nats of KL(q(y|x) || uniform) left unpenalised; 0 = off
+    info_weight: float = 0.0        # cat_uvac: weight of KL(mean q(y) || uniform) - I(x; y); 0 = off
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
@@ -72,7 +73,7 @@ class TrainConfig:
         for name in ("lr_start", "lr_end", "tau_start", "tau_end", "lam"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("grad_clip", "free_bits"):
+        for name in ("grad_clip", "free_bits", "info_weight"):
             if not getattr(self, name) >= 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if len(self.logvar_clamp) != 2 or not self.logvar_clamp[0] < self.logvar_clamp[1]:
@@ -104,7 +105,7 @@ def loss_settings(model, cfg: TrainConfig, epoch: int) -> dict:
           "kl_weight": min(1.0, (epoch + 1) / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0}
     if model.kind == "cat_uvac":
         kw.update(tau=exp_schedule(cfg.tau_start, cfg.tau_end, epoch, cfg.epochs), lam=cfg.lam,
-                  free_bits=cfg.free_bits)
+                  free_bits=cfg.free_bits, info_weight=cfg.info_weight)
     return kw
 
 
@@ -117,8 +118,9 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
     cfg = cfg or TrainConfig()
     if cfg.pretrain_epochs and model.kind != "uvac":
         raise ValueError(f"pretrain_epochs initialises a mixture prior, which only uvac has (model: {model.kind})")
-    if cfg.free_bits and model.kind != "cat_uvac":
-        raise ValueError(f"free_bits applies to the categorical KL of cat_uvac (model: {model.kind})")
+    for name in ("free_bits", "info_weight"):
+        if getattr(cfg, name) and model.kind != "cat_uvac":
+            raise ValueError(f"{name} applies to the cluster posterior q(y|x) of cat_uvac (model: {model.kind})")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -354,7 +356,8 @@ def resume(path, model, optimizer, perm_gen, cfg, n_clips, device):
     if state["n_clips"] != n_clips:
         raise ValueError(f"{path} was trained on {state['n_clips']} clips, this data has {n_clips}; "
                          "use another run_dir or remove the checkpoint")
-    saved, now = state["config"], config_dict(cfg)
+    # a setting added since the checkpoint was written had its default then
+    saved, now = {**config_dict(TrainConfig()), **state["config"]}, config_dict(cfg)
     changed = sorted(k for k in now if k not in RUNTIME_ONLY and saved.get(k) != now[k])
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)

@@ -4,6 +4,7 @@ q(y|x): network h (the shared encoder) -> K logits; y is a soft Gumbel-Softmax s
 temperature tau (annealed by the training loop). q(z|x,y): network f, the same encoder on x with
 y stacked as K extra input channels. p(x|y,z): the UVAC decoder on [z; y].
 Loss = recon + lam * (KL(q(z|x,y) || N(0, I)) + KL(q(y|x) || Uniform(K))). Cluster = argmax logits.
+Two opt-in remedies for the collapse (the decoder ignoring y): free_bits and info_weight.
 """
 from __future__ import annotations
 
@@ -35,8 +36,26 @@ def categorical_kl_paid(log_q: torch.Tensor, free_bits: float = 0.0) -> torch.Te
     kl = kl_uniform(log_q).mean()
     if free_bits <= 0:
         return kl
-    usage_kl = kl_uniform(torch.logsumexp(log_q, dim=0) - math.log(len(log_q)))
+    usage_kl = usage_kl_uniform(log_q)
     return usage_kl + (kl - usage_kl).clamp(min=free_bits)
+
+
+def usage_kl_uniform(log_q: torch.Tensor) -> torch.Tensor:
+    """KL(batch mean of q(y|x) || Uniform(K)): 0 when the clusters are used equally, log K when one takes all."""
+    return kl_uniform(torch.logsumexp(log_q, dim=0) - math.log(len(log_q)))
+
+
+def unequal_usage_minus_information(log_q: torch.Tensor) -> torch.Tensor:
+    """KL(mean q(y) || Uniform) - I(x; y), estimated on the batch (I = mean KL(q(y|x) || mean q(y))).
+
+    The info_weight remedy adds this, weighted on the reconstruction's scale (the paper's KL
+    terms are a few nats beside a reconstruction of hundreds), so that confident assignments
+    spread over all K clusters pay: from +log K (all clips confidently in one cluster) through 0
+    (q(y|x) uniform for every clip, the collapse) to -log K (confident and balanced). Once y is
+    informative the decoder has a reason to read it.
+    """
+    usage_kl = usage_kl_uniform(log_q)
+    return usage_kl - (kl_uniform(log_q).mean() - usage_kl)
 
 
 class CategoricalUVAC(nn.Module):
@@ -64,10 +83,10 @@ class CategoricalUVAC(nn.Module):
         return mu, logvar
 
     def loss(self, x, mask, *, recon="bce", kl_weight=1.0, logvar_clamp=(-10.0, 10.0), tau=1.0,
-             lam=0.5, free_bits=0.0):
+             lam=0.5, free_bits=0.0, info_weight=0.0):
         """Batch means of the loss and its terms; log_probs = log q(y|x), for monitoring.
 
-        free_bits: see categorical_kl_paid.
+        free_bits: see categorical_kl_paid; info_weight: see unequal_usage_minus_information.
         """
         logits = self.logits(x)
         log_q = F.log_softmax(logits, dim=1)
@@ -77,9 +96,11 @@ class CategoricalUVAC(nn.Module):
         z = reparameterize(mu, logvar)
         rec = reconstruction_loss(self.decoder(torch.cat([z, y], dim=1), x.shape[2], x.shape[3]), x, mask, recon)
         kl_z, kl_y = kl_standard_normal(mu, logvar), kl_uniform(log_q)
-        kl_y_paid = categorical_kl_paid(log_q, free_bits)
+        loss = rec.mean() + lam * kl_weight * (kl_z.mean() + categorical_kl_paid(log_q, free_bits))
+        if info_weight > 0:
+            loss = loss + info_weight * unequal_usage_minus_information(log_q)
         return {
-            "loss": rec.mean() + lam * kl_weight * (kl_z.mean() + kl_y_paid),
+            "loss": loss,
             "recon": rec.mean(),
             "kl_z": kl_z.mean(),
             "kl_y": kl_y.mean(),
