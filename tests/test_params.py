@@ -22,6 +22,13 @@ def test_repo_params_and_demo_overlay_are_valid(paper):
     assert demo["methods"]["uvac"]["lr_start"] == paper["methods"]["uvac"]["lr_start"]
 
 
+@pytest.mark.parametrize("overlays", [["smoke.yaml"], ["cpu-accuracy.yaml"], ["cpu-accuracy.yaml", "cpu-accuracy-seeds.yaml"]])
+def test_documented_overlays_are_valid(overlays):
+    """The overlays the README's commands name pass the same validation as a Snakemake run."""
+    merged = P.load(REPO / "params.yaml", [REPO / "config" / name for name in overlays])
+    assert merged["build"]["datasets"]
+
+
 def test_deep_merge_replaces_lists_and_merges_dicts():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     assert P.deep_merge(base, {"a": {"c": [3]}}) == {"a": {"b": 1, "c": [3]}, "d": 1}
