@@ -24,9 +24,9 @@ def test_repo_params_and_demo_overlay_are_valid(paper):
 
 @pytest.mark.parametrize("overlays", [["smoke.yaml"], ["cpu-accuracy.yaml"], ["cpu-accuracy.yaml", "cpu-accuracy-seeds.yaml"]])
 def test_documented_overlays_are_valid(overlays):
-    """The overlays the README's commands name pass the same validation as a Snakemake run."""
-    merged = P.load(REPO / "params.yaml", [REPO / "config" / name for name in overlays])
-    assert merged["build"]["datasets"]
+    """The overlays the README's commands name pass the validation a Snakemake run does first
+    (P.load raises, naming the key, where they do not)."""
+    P.load(REPO / "params.yaml", [REPO / "config" / name for name in overlays])
 
 
 def test_deep_merge_replaces_lists_and_merges_dicts():
