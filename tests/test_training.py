@@ -10,7 +10,8 @@ from sklearn.mixture import GaussianMixture
 import uvac.training as training
 from uvac.estimators import UVAC, CategoricalUVAC, LinearVAE
 from uvac.models import MODELS
-from uvac.models.categorical import categorical_kl_paid, kl_uniform, unequal_usage_minus_information
+from uvac.models.categorical import (categorical_kl_paid, consistency_kl, kl_uniform, shifted_and_warped,
+                                    unequal_usage_minus_information)
 from uvac.training import TrainConfig, train
 
 SHAPE = (1, 16, 32)  # tiny spectrograms: the real architecture, a fraction of the cost
@@ -277,15 +278,48 @@ def test_info_weight_adds_its_term_to_the_categorical_loss():
     assert without_time(history) != without_time(plain)
 
 
+def test_views_shift_time_by_whole_frames_and_stretch_frequency_about_the_lowest_bin(monkeypatch):
+    x = torch.zeros(2, 1, 40, 30)
+    x[:, 0, 10, 12] = 1.0  # one lit bin: frequency 10, frame 12
+    assert torch.allclose(shifted_and_warped(x, 0.0, 0), x, atol=1e-5)
+    torch.manual_seed(0)
+    shifted = shifted_and_warped(x, 0.0, 5)
+    for clip in shifted[:, 0]:
+        f, t = divmod(int(clip.argmax()), 30)
+        assert f == 10 and abs(t - 12) <= 5 and float(clip.max()) == pytest.approx(1.0, abs=1e-5)
+        assert float(clip.sum()) == pytest.approx(1.0, abs=1e-5)  # moved whole, not smeared
+    monkeypatch.setattr(torch, "rand", lambda b, device=None: torch.ones(b))  # the largest stretch
+    stretched = shifted_and_warped(x, 0.2, 0)[0, 0]
+    assert int(stretched[:, 12].argmax()) == 8  # view bin i reads input bin (i + 0.5) * 1.2 - 0.5: 10 -> 8.25
+
+
+def test_consistency_weight_adds_the_views_disagreement_to_the_categorical_loss():
+    x, mask = spectrograms()
+    log_q = F.log_softmax(torch.randn(16, 3), 1)
+    assert consistency_kl(log_q, log_q).item() == pytest.approx(0.0, abs=1e-6)
+    assert consistency_kl(log_q, F.log_softmax(torch.randn(16, 3), 1)).item() > 0
+    model = fresh("cat_uvac")
+    torch.manual_seed(1)
+    out = model.loss(torch.from_numpy(x), torch.from_numpy(mask), consistency_weight=10.0)
+    out["loss"].backward()
+    assert out["consistency"].item() > 0 and "consistency" not in model.loss(torch.from_numpy(x), torch.from_numpy(mask))
+    assert all(p.grad is not None for p in model.h.parameters())
+    history = train(fresh("cat_uvac"), x, mask, quick(epochs=1, consistency_weight=10.0))
+    assert history[0]["consistency"] > 0
+    assert without_time(history) == without_time(train(fresh("cat_uvac"), x, mask, quick(epochs=1, consistency_weight=10.0)))
+
+
 def test_remedies_are_refused_where_they_do_not_apply():
     x, mask = spectrograms()
     with pytest.raises(ValueError, match="only uvac"):
         train(fresh("cat_uvac"), x, mask, quick(pretrain_epochs=1))
-    for remedy in ("free_bits", "info_weight"):
+    for remedy in ("free_bits", "info_weight", "consistency_weight"):
         with pytest.raises(ValueError, match=f"{remedy} applies to .* cat_uvac"):
             train(fresh("uvac"), x, mask, quick(**{remedy: 0.5}))
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="consistency_warp"):
+        TrainConfig(consistency_warp=1.0)
 
 
 # --- estimators --------------------------------------------------------------------------------------

@@ -57,6 +57,9 @@ class TrainConfig:
     kl_warmup_epochs: int = 0       # KL weight rises linearly to 1 over these epochs; 0 = off
     free_bits: float = 0.0          # cat_uvac: nats of KL(q(y|x) || uniform) left unpenalised; 0 = off
     info_weight: float = 0.0        # cat_uvac: weight of KL(mean q(y) || uniform) - I(x; y); 0 = off
+    consistency_weight: float = 0.0  # cat_uvac: weight of KL(q(y|x) || q(y|shifted, warped x)); 0 = off
+    consistency_warp: float = 0.1   # cat_uvac: largest relative frequency stretch of those views
+    consistency_shift: int = 8      # cat_uvac: largest time shift of those views, in frames
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
@@ -67,15 +70,17 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("kl_warmup_epochs", "pretrain_epochs", "threads"):
+        for name in ("kl_warmup_epochs", "pretrain_epochs", "threads", "consistency_shift"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_start", "lr_end", "tau_start", "tau_end", "lam"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("grad_clip", "free_bits", "info_weight"):
+        for name in ("grad_clip", "free_bits", "info_weight", "consistency_weight"):
             if not getattr(self, name) >= 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.consistency_warp < 1:
+            problems.append(f"consistency_warp must be in [0, 1), got {self.consistency_warp}")
         if len(self.logvar_clamp) != 2 or not self.logvar_clamp[0] < self.logvar_clamp[1]:
             problems.append(f"logvar_clamp must be (min, max) with min < max, got {self.logvar_clamp}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -105,7 +110,8 @@ def loss_settings(model, cfg: TrainConfig, epoch: int) -> dict:
           "kl_weight": min(1.0, (epoch + 1) / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0}
     if model.kind == "cat_uvac":
         kw.update(tau=exp_schedule(cfg.tau_start, cfg.tau_end, epoch, cfg.epochs), lam=cfg.lam,
-                  free_bits=cfg.free_bits, info_weight=cfg.info_weight)
+                  free_bits=cfg.free_bits, info_weight=cfg.info_weight, consistency_weight=cfg.consistency_weight,
+                  consistency_warp=cfg.consistency_warp, consistency_shift=cfg.consistency_shift)
     return kw
 
 
@@ -118,7 +124,7 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
     cfg = cfg or TrainConfig()
     if cfg.pretrain_epochs and model.kind != "uvac":
         raise ValueError(f"pretrain_epochs initialises a mixture prior, which only uvac has (model: {model.kind})")
-    for name in ("free_bits", "info_weight"):
+    for name in ("free_bits", "info_weight", "consistency_weight"):
         if getattr(cfg, name) and model.kind != "cat_uvac":
             raise ValueError(f"{name} applies to the cluster posterior q(y|x) of cat_uvac (model: {model.kind})")
     if cfg.threads:

@@ -4,7 +4,8 @@ q(y|x): network h (the shared encoder) -> K logits; y is a soft Gumbel-Softmax s
 temperature tau (annealed by the training loop). q(z|x,y): network f, the same encoder on x with
 y stacked as K extra input channels. p(x|y,z): the UVAC decoder on [z; y].
 Loss = recon + lam * (KL(q(z|x,y) || N(0, I)) + KL(q(y|x) || Uniform(K))). Cluster = argmax logits.
-Two opt-in remedies for the collapse (the decoder ignoring y): free_bits and info_weight.
+Opt-in remedies for the collapse (the decoder ignoring y): free_bits and info_weight; and one for
+clusters that follow the speaker or the timing rather than the content: consistency_weight.
 """
 from __future__ import annotations
 
@@ -58,6 +59,29 @@ def unequal_usage_minus_information(log_q: torch.Tensor) -> torch.Tensor:
     return usage_kl - (kl_uniform(log_q).mean() - usage_kl)
 
 
+def shifted_and_warped(x: torch.Tensor, max_warp: float, max_shift: int) -> torch.Tensor:
+    """A random view of each spectrogram (B, C, F, T) for the consistency remedy: shifted in time by up
+    to max_shift frames and stretched along frequency by a factor in [1 - max_warp, 1 + max_warp]
+    about the lowest bin (a rough change of vocal-tract length); zeros enter where content leaves.
+    Draws from torch's global generator, which the training loop seeds.
+    """
+    b, _, _, t = x.shape
+    stretch = 1 + (torch.rand(b, device=x.device) * 2 - 1) * max_warp
+    shift = torch.randint(-max_shift, max_shift + 1, (b,), device=x.device) * (2.0 / t)
+    theta = torch.zeros(b, 2, 3, device=x.device)  # affine_grid's (time, frequency) = (x, y) axes in [-1, 1]
+    theta[:, 0, 0], theta[:, 0, 2] = 1.0, shift
+    theta[:, 1, 1], theta[:, 1, 2] = stretch, stretch - 1  # y' = stretch * (y + 1) - 1: bin 0 stays put
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x.float(), grid, padding_mode="zeros", align_corners=False).to(x.dtype)
+
+
+def consistency_kl(log_q: torch.Tensor, log_q_view: torch.Tensor) -> torch.Tensor:
+    """Mean KL(q(y|x) || q(y|view of x)), with q(y|x) held fixed as the target: a clip and its
+    shifted, warped view should land in the same cluster."""
+    target = log_q.detach()
+    return (target.exp() * (target - log_q_view)).sum(-1).mean()
+
+
 class CategoricalUVAC(nn.Module):
     kind = "cat_uvac"
 
@@ -83,10 +107,12 @@ class CategoricalUVAC(nn.Module):
         return mu, logvar
 
     def loss(self, x, mask, *, recon="bce", kl_weight=1.0, logvar_clamp=(-10.0, 10.0), tau=1.0,
-             lam=0.5, free_bits=0.0, info_weight=0.0):
+             lam=0.5, free_bits=0.0, info_weight=0.0, consistency_weight=0.0, consistency_warp=0.1,
+             consistency_shift=8):
         """Batch means of the loss and its terms; log_probs = log q(y|x), for monitoring.
 
-        free_bits: see categorical_kl_paid; info_weight: see unequal_usage_minus_information.
+        free_bits: see categorical_kl_paid; info_weight: see unequal_usage_minus_information;
+        consistency_weight weights consistency_kl on views from shifted_and_warped.
         """
         logits = self.logits(x)
         log_q = F.log_softmax(logits, dim=1)
@@ -99,13 +125,12 @@ class CategoricalUVAC(nn.Module):
         loss = rec.mean() + lam * kl_weight * (kl_z.mean() + categorical_kl_paid(log_q, free_bits))
         if info_weight > 0:
             loss = loss + info_weight * unequal_usage_minus_information(log_q)
-        return {
-            "loss": loss,
-            "recon": rec.mean(),
-            "kl_z": kl_z.mean(),
-            "kl_y": kl_y.mean(),
-            "log_probs": log_q.detach(),
-        }
+        terms = {"recon": rec.mean(), "kl_z": kl_z.mean(), "kl_y": kl_y.mean()}
+        if consistency_weight > 0:
+            view = shifted_and_warped(x, consistency_warp, consistency_shift)
+            terms["consistency"] = consistency_kl(log_q, F.log_softmax(self.logits(view), dim=1))
+            loss = loss + consistency_weight * terms["consistency"]
+        return {"loss": loss, **terms, "log_probs": log_q.detach()}
 
     def infer(self, x):
         """Deterministic (latent mean, log q(y|x)); z's mean is taken at y = q(y|x), no Gumbel noise."""
