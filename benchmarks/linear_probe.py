@@ -1,0 +1,77 @@
+"""How much of the label a linear classifier reads from trained runs' latent means, beside the input.
+
+Clustering accuracy mixes two failures: an embedding that does not hold the classes, and a
+clustering that does not find them. A supervised probe separates them: logistic regression fitted
+on the training split's embedding with its labels, scored on the test split. Reported for the
+flattened input (reduced by PCA to --input-components dimensions, as K-means sees it) and for
+the latent means of each run's saved model (results/runs/<dataset>/<method>/k<K>/seed<s>/model.pt,
+re-embedded here), beside that run's clustering accuracy from its metrics.json.
+
+    .venv/bin/python benchmarks/linear_probe.py data/features/fsdd results/runs/fsdd/cat_uvac_info/k10/seed*
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from common import OUT_DIR, write_report  # benchmarks/common.py
+from uvac.pipeline import load_split
+from uvac.runs import ESTIMATORS
+from uvac.training import load_state
+
+
+def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    return round(float(probe.fit(train_x, train_y).score(test_x, test_y)), 4)
+
+
+def run_embeddings(run_dir: Path, train_x, test_x) -> tuple[np.ndarray, np.ndarray]:
+    model_file = run_dir / "model.pt"
+    if not model_file.exists():
+        raise SystemExit(f"{model_file}: not found; give directories of trained runs (uvac, cat_uvac, linear_vae)")
+    kind = load_state(model_file)["meta"]["kind"]
+    est = ESTIMATORS[kind].load(model_file, input_shape=train_x.shape[1:])
+    return est.transform(train_x), est.transform(test_x)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("features", type=Path, help="a feature cache with train and test splits, e.g. data/features/fsdd")
+    ap.add_argument("runs", type=Path, nargs="*", help="run directories holding model.pt and metrics.json")
+    ap.add_argument("--input-components", type=int, default=100, help="PCA dimensions of the input probe")
+    ap.add_argument("--out", type=Path, default=None, help="report path (default results/benchmarks/linear_probe_<dataset>.json)")
+    args = ap.parse_args()
+
+    train, test = load_split(args.features, "train"), load_split(args.features, "test")
+    if (train["label_id"] < 0).any() or (test["label_id"] < 0).any():
+        raise SystemExit(f"{args.features}: some clips have no label; a probe needs every clip labelled")
+    flat_train, flat_test = (s["x"].reshape(len(s["x"]), -1) for s in (train, test))
+    if not 1 <= args.input_components <= min(flat_train.shape):
+        raise SystemExit(f"--input-components {args.input_components}: expected 1 .. {min(flat_train.shape)} "
+                         f"(the training split of {args.features} has {len(flat_train)} clips)")
+    pca = PCA(args.input_components, random_state=0).fit(flat_train)
+    rows = [{"embedding": f"input, PCA to {args.input_components}", "dims": args.input_components,
+             "probe_accuracy": probe_accuracy(pca.transform(flat_train), train["label_id"],
+                                              pca.transform(flat_test), test["label_id"])}]
+    for run_dir in args.runs:
+        z_train, z_test = run_embeddings(run_dir, train["x"], test["x"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        rows.append({"embedding": str(run_dir), "dims": z_train.shape[1],
+                     "probe_accuracy": probe_accuracy(z_train, train["label_id"], z_test, test["label_id"]),
+                     "clustering_accuracy": metrics.get("accuracy")})
+    for row in rows:
+        print(f"{row['embedding']:<60} dims {row['dims']:>4}  probe {100 * row['probe_accuracy']:6.2f} %"
+              + (f"  clustering {100 * row['clustering_accuracy']:6.2f} %" if row.get("clustering_accuracy") else ""))
+    write_report(args.out or OUT_DIR / f"linear_probe_{args.features.name}.json",
+                 {"features": str(args.features), "n_train": len(flat_train), "n_test": len(flat_test), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
