@@ -1,4 +1,4 @@
-"""How much of the label a linear classifier reads from trained runs' latent means, beside the input.
+"""How much of the label a linear classifier reads from trained runs' embeddings, beside the input.
 
 Clustering accuracy mixes two failures: an embedding that does not hold the classes, and a
 clustering that does not find them. A supervised probe separates them: logistic regression fitted
@@ -33,12 +33,15 @@ def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
 
 
 def run_embeddings(run_dir: Path, train_x, test_x) -> tuple[np.ndarray, np.ndarray]:
+    """Latent means, and the cluster posterior beside them where the model has one."""
     model_file = run_dir / "model.pt"
     if not model_file.exists():
         raise SystemExit(f"{model_file}: not found; give directories of trained runs (uvac, cat_uvac, linear_vae)")
     kind = load_state(model_file)["meta"]["kind"]
     est = ESTIMATORS[kind].load(model_file, input_shape=train_x.shape[1:])
-    return est.transform(train_x), est.transform(test_x)
+    if not hasattr(est, "predict_proba"):
+        return est.transform(train_x), est.transform(test_x)
+    return tuple(np.hstack([est.transform(x), est.predict_proba(x)]) for x in (train_x, test_x))
 
 
 def main() -> None:

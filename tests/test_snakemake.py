@@ -118,14 +118,14 @@ def test_train_rule_writes_a_complete_run(tiny, tmp_path):
         assert np.isclose(emb["proba"].sum(axis=1), 1, atol=1e-5).all()
         assert est.predict(np.zeros((1, 1, 128, 99), np.float32)).shape == (1,)
     assert "uvac epoch 2/2" in (wf / "logs/train/tiny/uvac/k2/seed0.log").read_text()
-    # the linear probe reads the run's saved model back and embeds both splits
+    # the linear probe reads the run's saved model back and embeds both splits: z and the 2 responsibilities
     probe = subprocess.run([sys.executable, str(REPO / "benchmarks/linear_probe.py"), "data/features/tiny", str(run),
                             "--input-components", "4", "--out", str(tmp_path / "probe.json")],
                            cwd=wf, capture_output=True, text=True)
     assert probe.returncode == 0, probe.stdout + probe.stderr
     rows = json.loads((tmp_path / "probe.json").read_text())["rows"]
     assert rows[0]["probe_accuracy"] == 1.0  # a 300 Hz tone from a 2 kHz one, linearly
-    assert rows[1]["dims"] == 10 and rows[1]["clustering_accuracy"] == metrics["accuracy"]
+    assert rows[1]["dims"] == 10 + 2 and rows[1]["clustering_accuracy"] == metrics["accuracy"]
     assert rows[1]["probe_accuracy"] in (0.0, 0.5, 1.0)  # two test clips
     rc, out = snakemake(wf, "-n", f"{run.relative_to(wf)}/metrics.json", "--configfile", str(overlay))
     assert rc == 0 and "Nothing to be done" in out, out
