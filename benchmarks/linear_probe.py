@@ -4,8 +4,11 @@ Clustering accuracy mixes two failures: an embedding that does not hold the clas
 clustering that does not find them. A supervised probe separates them: logistic regression fitted
 on the training split's embedding with its labels, scored on the test split. Reported for the
 flattened input (reduced by PCA to --input-components dimensions, as K-means sees it) and for
-the latent means of each run's saved model (results/runs/<dataset>/<method>/k<K>/seed<s>/model.pt,
-re-embedded here), beside that run's clustering accuracy from its metrics.json.
+what each run's saved model gives a clip (results/runs/<dataset>/<method>/k<K>/seed<s>/model.pt,
+re-embedded here): its latent means and, for UVAC and Categorical UVAC, its cluster posterior
+beside them (Categorical UVAC's z is conditioned on y, so z alone leaves the cluster out); with
+that run's clustering accuracy from its metrics.json. Cluster accuracy maps clusters to labels on
+the test clips themselves (as the papers do), the probe on the training split.
 
     .venv/bin/python benchmarks/linear_probe.py data/features/fsdd results/runs/fsdd/cat_uvac_info/k10/seed*
 """
