@@ -298,12 +298,16 @@ def test_consistency_weight_adds_the_views_disagreement_to_the_categorical_loss(
     log_q = F.log_softmax(torch.randn(16, 3), 1)
     assert consistency_kl(log_q, log_q).item() == pytest.approx(0.0, abs=1e-6)
     assert consistency_kl(log_q, F.log_softmax(torch.randn(16, 3), 1)).item() > 0
-    model = fresh("cat_uvac")
-    torch.manual_seed(1)
-    out = model.loss(torch.from_numpy(x), torch.from_numpy(mask), consistency_weight=10.0)
-    out["loss"].backward()
-    assert out["consistency"].item() > 0 and "consistency" not in model.loss(torch.from_numpy(x), torch.from_numpy(mask))
-    assert all(p.grad is not None for p in model.h.parameters())
+    outs, grads = {}, {}
+    for w in (0.0, 10.0):
+        model = fresh("cat_uvac")
+        torch.manual_seed(1)  # the same Gumbel and z draws; the view's draws come after them
+        outs[w] = model.loss(torch.from_numpy(x), torch.from_numpy(mask), consistency_weight=w)
+        outs[w]["loss"].backward()
+        grads[w] = torch.cat([p.grad.flatten() for p in model.h.parameters()])
+    assert "consistency" not in outs[0.0] and outs[10.0]["consistency"].item() > 0
+    assert outs[10.0]["loss"].item() == pytest.approx((outs[0.0]["loss"] + 10 * outs[10.0]["consistency"]).item(), rel=1e-5)
+    assert not torch.allclose(grads[0.0], grads[10.0])  # the term trains the cluster encoder h
     history = train(fresh("cat_uvac"), x, mask, quick(epochs=1, consistency_weight=10.0))
     assert history[0]["consistency"] > 0
     assert without_time(history) == without_time(train(fresh("cat_uvac"), x, mask, quick(epochs=1, consistency_weight=10.0)))
