@@ -8,7 +8,10 @@ what each run's saved model gives a clip (results/runs/<dataset>/<method>/k<K>/s
 re-embedded here): its latent means and, for UVAC and Categorical UVAC, its cluster posterior
 beside them (Categorical UVAC's z is conditioned on y, so z alone leaves the cluster out); with
 that run's clustering accuracy from its metrics.json. Cluster accuracy maps clusters to labels on
-the test clips themselves (as the papers do), the probe on the training split.
+the test clips themselves (as the papers do), the probe on the training split. With --recluster,
+the run's latent means are also clustered afresh (K-means and a full-covariance GaussianMixture
+fitted on the training split, Ward and spectral clustering on training and test together), to
+tell an embedding that holds the classes but clusters by something else from a poor clustering step.
 
     .venv/bin/python benchmarks/linear_probe.py data/features/fsdd results/runs/fsdd/cat_uvac_info/k10/seed*
 """
@@ -19,12 +22,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
+from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from common import OUT_DIR, write_report  # benchmarks/common.py
+from uvac.metrics import label_scores
 from uvac.pipeline import load_split
 from uvac.runs import ESTIMATORS
 from uvac.training import load_state
@@ -35,16 +41,31 @@ def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     return round(float(probe.fit(train_x, train_y).score(test_x, test_y)), 4)
 
 
-def run_embeddings(run_dir: Path, train_x, test_x) -> tuple[np.ndarray, np.ndarray]:
-    """Latent means, and the cluster posterior beside them where the model has one."""
+def recluster_accuracy(z_train: np.ndarray, z_test: np.ndarray, test_y: np.ndarray, k: int, seed: int = 0) -> dict:
+    """Test clustering accuracy of other clusterers on the same (standardised) latent means."""
+    scaler = StandardScaler().fit(z_train)
+    z_train, z_test = scaler.transform(z_train), scaler.transform(z_test)
+    both, n = np.vstack([z_train, z_test]), len(z_test)
+    clusters = {
+        "kmeans": KMeans(k, n_init=10, random_state=seed).fit(z_train).predict(z_test),
+        "gmm_full": GaussianMixture(k, covariance_type="full", n_init=3, random_state=seed).fit(z_train).predict(z_test),
+        "ward": AgglomerativeClustering(k).fit_predict(both)[-n:],
+        "spectral": SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=10,
+                                       random_state=seed).fit_predict(both)[-n:],
+    }
+    return {name: round(label_scores(test_y, c, k)[0]["accuracy"], 4) for name, c in clusters.items()}
+
+
+def run_embeddings(run_dir: Path, train_x, test_x) -> tuple[np.ndarray, np.ndarray, int]:
+    """Latent means, and the cluster posterior beside them where the model has one; and the latent size."""
     model_file = run_dir / "model.pt"
     if not model_file.exists():
         raise SystemExit(f"{model_file}: not found; give directories of trained runs (uvac, cat_uvac, linear_vae)")
     kind = load_state(model_file)["meta"]["kind"]
     est = ESTIMATORS[kind].load(model_file, input_shape=train_x.shape[1:])
     if not hasattr(est, "predict_proba"):
-        return est.transform(train_x), est.transform(test_x)
-    return tuple(np.hstack([est.transform(x), est.predict_proba(x)]) for x in (train_x, test_x))
+        return est.transform(train_x), est.transform(test_x), est.latent_dim
+    return *(np.hstack([est.transform(x), est.predict_proba(x)]) for x in (train_x, test_x)), est.latent_dim
 
 
 def main() -> None:
@@ -52,6 +73,7 @@ def main() -> None:
     ap.add_argument("features", type=Path, help="a feature cache with train and test splits, e.g. data/features/fsdd")
     ap.add_argument("runs", type=Path, nargs="*", help="run directories holding model.pt and metrics.json")
     ap.add_argument("--input-components", type=int, default=100, help="PCA dimensions of the input probe")
+    ap.add_argument("--recluster", action="store_true", help="also cluster each run's latent means afresh")
     ap.add_argument("--out", type=Path, default=None, help="report path (default results/benchmarks/linear_probe_<dataset>.json)")
     args = ap.parse_args()
 
@@ -67,14 +89,18 @@ def main() -> None:
              "probe_accuracy": probe_accuracy(pca.transform(flat_train), train["label_id"],
                                               pca.transform(flat_test), test["label_id"])}]
     for run_dir in args.runs:
-        z_train, z_test = run_embeddings(run_dir, train["x"], test["x"])
+        z_train, z_test, latent_dim = run_embeddings(run_dir, train["x"], test["x"])
         metrics = json.loads((run_dir / "metrics.json").read_text())
         rows.append({"embedding": str(run_dir), "dims": z_train.shape[1],
                      "probe_accuracy": probe_accuracy(z_train, train["label_id"], z_test, test["label_id"]),
                      "clustering_accuracy": metrics.get("accuracy")})
+        if args.recluster and metrics.get("accuracy") is not None:  # K equals the number of classes
+            rows[-1]["recluster_accuracy"] = recluster_accuracy(z_train[:, :latent_dim], z_test[:, :latent_dim],
+                                                                test["label_id"], metrics["k"])
     for row in rows:
         print(f"{row['embedding']:<60} dims {row['dims']:>4}  probe {100 * row['probe_accuracy']:6.2f} %"
-              + (f"  clustering {100 * row['clustering_accuracy']:6.2f} %" if row.get("clustering_accuracy") else ""))
+              + (f"  clustering {100 * row['clustering_accuracy']:6.2f} %" if row.get("clustering_accuracy") else "")
+              + "".join(f"  {name} {100 * acc:6.2f} %" for name, acc in row.get("recluster_accuracy", {}).items()))
     write_report(args.out or OUT_DIR / f"linear_probe_{args.features.name}.json",
                  {"features": str(args.features), "n_train": len(flat_train), "n_test": len(flat_test), "rows": rows})
 

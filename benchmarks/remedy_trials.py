@@ -1,0 +1,159 @@
+"""One-seed trials of changes to the models that params.yaml does not offer, on a feature cache.
+
+Each trial trains one params.yaml method (its settings from params.yaml plus overlays, some
+overridden) through uvac.runs.make_estimator, with zero or more of the changes below patched in
+for this process only, then reports the test clustering accuracy, the clusters in use, the linear
+probe of the model's embedding (as benchmarks/linear_probe.py) and the fit time. The changes:
+
+  dense_decoder      the decoder maps the code to the whole (128, F', T') grid with one linear
+                     layer, instead of broadcasting a 128-vector over it (the paper's decoder can
+                     only draw time-frequency structure from the grid's edges)
+  uvac_consistency   UVAC: W x KL(gamma(mu(x)) || gamma(mu(view))), the views of the cat_uvac remedy
+  uvac_info          UVAC: W x (KL(mean gamma || uniform) - I(x; c)) on gamma at z = mu
+  time_stretch       the consistency views are also stretched in time by up to this fraction
+  iic                Categorical UVAC: - W x I(y; y'), the mutual information of the clusters of a
+                     clip and of its view (IIC, Ji et al. 2019), symmetrised joint over the batch
+
+    .venv/bin/python benchmarks/remedy_trials.py data/features/fsdd cat_uvac_info_consistency \\
+        --configfile config/cpu-accuracy.yaml --change dense_decoder --set lr_start=0.005
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common import OUT_DIR, machine  # benchmarks/common.py
+from linear_probe import probe_accuracy
+import uvac.models.categorical as categorical
+import uvac.models.uvac as uvac_model
+from uvac.metrics import label_scores
+from uvac.models import layers
+from uvac.models.categorical import consistency_kl, unequal_usage_minus_information
+from uvac.params import load as load_params
+from uvac.pipeline import load_split
+from uvac.runs import make_estimator
+
+CHANGES = ("dense_decoder", "uvac_consistency", "uvac_info", "time_stretch", "iic")
+
+
+def patch_dense_decoder(grid: tuple[int, int]) -> None:
+    class DenseDecoder(layers.Decoder):
+        def __init__(self, n_in):
+            super().__init__(n_in)
+            self.fc = nn.Linear(n_in, layers.CHANNELS[-1] * grid[0] * grid[1])
+
+        def forward(self, code, n_freq, n_frames):
+            h = self.fc(code).view(len(code), layers.CHANNELS[-1], *grid)
+            return layers.fit_to(self.deconv(h), n_freq, n_frames)
+
+    uvac_model.Decoder = categorical.Decoder = DenseDecoder
+
+
+def patch_uvac_remedies(consistency: float, info: float) -> None:
+    base_loss = uvac_model.UVAC.loss
+
+    def loss(self, x, mask, **kw):
+        out = base_loss(self, x, mask, **kw)
+        log_gamma = self.cluster_log_probs(self.encode(x)[0])
+        if consistency:
+            view_mu, _ = self.encode(categorical.shifted_and_warped(x, 0.1, 8))
+            out["consistency"] = consistency_kl(log_gamma, self.cluster_log_probs(view_mu))
+            out["loss"] = out["loss"] + consistency * out["consistency"]
+        if info:
+            out["info"] = unequal_usage_minus_information(log_gamma)
+            out["loss"] = out["loss"] + info * out["info"]
+        return out
+
+    uvac_model.UVAC.loss = loss
+
+
+def patch_time_stretch(max_stretch: float) -> None:
+    def shifted_and_warped(x, max_warp, max_shift):
+        b, _, _, t = x.shape
+        stretch = 1 + (torch.rand(b) * 2 - 1) * max_warp
+        time_stretch = 1 + (torch.rand(b) * 2 - 1) * max_stretch
+        shift = torch.randint(-max_shift, max_shift + 1, (b,)) * (2.0 / t)
+        theta = torch.zeros(b, 2, 3)
+        theta[:, 0, 0], theta[:, 0, 2] = time_stretch, time_stretch - 1 + shift  # about the first frame
+        theta[:, 1, 1], theta[:, 1, 2] = stretch, stretch - 1
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x.float(), grid, padding_mode="zeros", align_corners=False)
+
+    categorical.shifted_and_warped = shifted_and_warped
+
+
+def patch_iic(weight: float) -> None:
+    base_loss = categorical.CategoricalUVAC.loss
+
+    def loss(self, x, mask, **kw):
+        out = base_loss(self, x, mask, **kw)
+        q = F.softmax(self.logits(x), 1)
+        q_view = F.softmax(self.logits(categorical.shifted_and_warped(x, 0.1, 8)), 1)
+        joint = q.T @ q_view / len(q)
+        joint = ((joint + joint.T) / 2).clamp_min(1e-8)
+        out["iic"] = (joint * (joint.log() - joint.sum(1, keepdim=True).log() - joint.sum(0, keepdim=True).log())).sum()
+        out["loss"] = out["loss"] - weight * out["iic"]
+        return out
+
+    categorical.CategoricalUVAC.loss = loss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("features", type=Path, help="a feature cache with train and test splits, e.g. data/features/fsdd")
+    ap.add_argument("method", help="a method of params.yaml, e.g. cat_uvac_info_consistency")
+    ap.add_argument("--configfile", nargs="*", default=[], help="params overlays, as for snakemake")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="method settings to override (JSON values)")
+    ap.add_argument("--change", nargs="*", default=[], metavar="NAME[=WEIGHT]", help=f"changes to patch in: {', '.join(CHANGES)}")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=OUT_DIR / "remedy_trials.jsonl", help="JSON lines, one per trial, appended")
+    args = ap.parse_args()
+
+    params = load_params("params.yaml", args.configfile)
+    if args.method not in params["methods"]:
+        raise SystemExit(f"method {args.method!r} is not in params.yaml; expected one of {sorted(params['methods'])}")
+    overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+    changes = {name: float(weight or 1) for name, _, weight in (item.partition("=") for item in args.change)}
+    unknown = sorted(set(changes) - set(CHANGES))
+    if unknown:
+        raise SystemExit(f"unknown change(s) {unknown}; expected {', '.join(CHANGES)}")
+
+    train, test = load_split(args.features, "train"), load_split(args.features, "test")
+    if "dense_decoder" in changes:
+        patch_dense_decoder((layers.conv_out(train["x"].shape[2]), layers.conv_out(train["x"].shape[3])))
+    if "uvac_consistency" in changes or "uvac_info" in changes:
+        patch_uvac_remedies(changes.get("uvac_consistency", 0.0), changes.get("uvac_info", 0.0))
+    if "time_stretch" in changes:
+        patch_time_stretch(changes["time_stretch"])
+    if "iic" in changes:
+        patch_iic(changes["iic"])
+
+    est = make_estimator({**params["methods"][args.method], **overrides}, args.k, args.seed, params["train"], threads=1)
+    t0 = time.perf_counter()
+    est.fit(train["x"], train["mask"])
+    fit_s = time.perf_counter() - t0
+    clusters = est.predict(test["x"])
+    scores, _ = label_scores(test["label_id"], clusters, args.k)
+    embed = (lambda x: np.hstack([est.transform(x), est.predict_proba(x)])) if hasattr(est, "predict_proba") \
+        else est.transform
+    report = {"features": str(args.features), "method": args.method, "set": overrides, "changes": changes,
+              "seed": args.seed, "accuracy": scores["accuracy"], "nmi": scores["nmi"],
+              "clusters_used": int(len(np.unique(clusters))),
+              "probe_accuracy": probe_accuracy(embed(train["x"]), train["label_id"], embed(test["x"]), test["label_id"]),
+              "fit_s": round(fit_s), "last_epoch": est.history_[-1], "machine": machine()}
+    print(json.dumps(report))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a") as f:
+        f.write(json.dumps(report) + "\n")
+
+
+if __name__ == "__main__":
+    main()
