@@ -10,6 +10,10 @@ probe of the model's embedding (as benchmarks/linear_probe.py) and the fit time.
                      only draw time-frequency structure from the grid's edges)
   uvac_consistency   UVAC: W x KL(gamma(mu(x)) || gamma(mu(view))), the views of the cat_uvac remedy
   uvac_info          UVAC: W x (KL(mean gamma || uniform) - I(x; c)) on gamma at z = mu
+  z_invariance       UVAC: W x sum over dims of (mu(x) - mu(view))^2 / batch variance of mu, in the
+                     pre-training and in the full loss: the latent means of a clip and of its view
+                     (shifted in time, stretched in frequency like another vocal tract) should agree,
+                     so that the mixture fitted after pre-training finds less of the speaker
   time_stretch       the consistency views are also stretched in time by up to this fraction
   iic                Categorical UVAC: - W x I(y; y'), the mutual information of the clusters of a
                      clip and of its view (IIC, Ji et al. 2019), symmetrised joint over the batch
@@ -40,7 +44,7 @@ from uvac.params import load as load_params
 from uvac.pipeline import load_split
 from uvac.runs import make_estimator
 
-CHANGES = ("dense_decoder", "uvac_consistency", "uvac_info", "time_stretch", "iic")
+CHANGES = ("dense_decoder", "uvac_consistency", "uvac_info", "z_invariance", "time_stretch", "iic")
 
 
 def patch_dense_decoder(grid: tuple[int, int]) -> None:
@@ -72,6 +76,26 @@ def patch_uvac_remedies(consistency: float, info: float) -> None:
         return out
 
     uvac_model.UVAC.loss = loss
+
+
+def patch_z_invariance(weight: float) -> None:
+    base_loss, base_pretrain = uvac_model.UVAC.loss, uvac_model.UVAC.autoencoder_loss
+
+    def invariance(model, x):
+        mu, _ = model.encode(x)
+        view_mu, _ = model.encode(categorical.shifted_and_warped(x, 0.1, 8))
+        return ((mu - view_mu) ** 2).mean(0).div(mu.var(0).clamp_min(1e-6)).sum()  # scale-free: no pull to shrink
+
+    def loss(self, x, mask, **kw):
+        out = base_loss(self, x, mask, **kw)
+        out["z_invariance"] = invariance(self, x)
+        out["loss"] = out["loss"] + weight * out["z_invariance"]
+        return out
+
+    def autoencoder_loss(self, x, mask, **kw):
+        return base_pretrain(self, x, mask, **kw) + weight * invariance(self, x)
+
+    uvac_model.UVAC.loss, uvac_model.UVAC.autoencoder_loss = loss, autoencoder_loss
 
 
 def patch_time_stretch(max_stretch: float) -> None:
@@ -131,6 +155,8 @@ def main() -> None:
         patch_dense_decoder((layers.conv_out(train["x"].shape[2]), layers.conv_out(train["x"].shape[3])))
     if "uvac_consistency" in changes or "uvac_info" in changes:
         patch_uvac_remedies(changes.get("uvac_consistency", 0.0), changes.get("uvac_info", 0.0))
+    if "z_invariance" in changes:
+        patch_z_invariance(changes["z_invariance"])
     if "time_stretch" in changes:
         patch_time_stretch(changes["time_stretch"])
     if "iic" in changes:

@@ -193,6 +193,15 @@ def test_pretraining_fits_the_prior_to_the_autoencoder_latents():
     assert torch.allclose(logvar[0], torch.as_tensor(start, dtype=torch.float32))
 
 
+def test_pretraining_that_collapses_the_latents_says_so(monkeypatch):
+    x, mask = spectrograms()
+    collapsed = (1000 + 1e-3 * np.random.default_rng(0).standard_normal((len(x), 4))).astype(np.float32)
+    monkeypatch.setattr(training, "infer", lambda *a: (collapsed, None))  # float32 cancellation fails the EM
+    with pytest.raises(ValueError, match=r"pre-training: the GaussianMixture .* 16 latent means after 1 autoencoder"
+                                         r" epochs \(their spread per dimension: \[0\.00\d.*3 components"):
+        train(fresh(), x, mask, quick(epochs=1, pretrain_epochs=1))
+
+
 def test_pretraining_runs_inside_train_and_changes_the_result():
     x, mask = spectrograms()
     plain = train(fresh(), x, mask, quick(epochs=1))

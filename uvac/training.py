@@ -22,6 +22,7 @@ from pathlib import Path
 
 import logging
 
+import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 from tqdm.auto import tqdm
@@ -284,7 +285,14 @@ def pretrain(model, x, mask, cfg, device, perm_gen) -> list[dict]:
             log.info("pre-training epoch %d/%d: recon %.5g, %.1f s", epoch + 1, cfg.pretrain_epochs,
                      row["recon"], row["seconds"])
     mu, _ = infer(model, x, cfg.batch_size, device)
-    gmm = GaussianMixture(model.n_clusters, covariance_type="diag", random_state=cfg.seed).fit(mu)
+    try:
+        gmm = GaussianMixture(model.n_clusters, covariance_type="diag", random_state=cfg.seed).fit(mu)
+    except ValueError as e:  # collapsed latents: name the stage and what to change, not only sklearn's words
+        raise ValueError(
+            f"pre-training: the GaussianMixture that starts the prior could not be fitted to the {len(mu)} "
+            f"latent means after {cfg.pretrain_epochs} autoencoder epochs (their spread per dimension: "
+            f"{np.array2string(mu.std(0), precision=3)}): too few distinct points for {model.n_clusters} "
+            f"components. Lower lr_start or pretrain_epochs, or n_clusters. ({e})") from e
     model.start_from_mixture(gmm.weights_, gmm.means_, gmm.covariances_, logvar_floor=cfg.logvar_clamp[0])
     return history
 
