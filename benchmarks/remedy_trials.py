@@ -161,6 +161,7 @@ def main() -> None:
     ap.add_argument("--speaker", help="train on this speaker's training clips, score on all of the speaker's clips")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", type=Path, help="also save the trained model here as model.pt (for linear_probe.py)")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "remedy_trials.jsonl", help="JSON lines, one per trial, appended")
     args = ap.parse_args()
 
@@ -172,6 +173,9 @@ def main() -> None:
     unknown = sorted(set(changes) - set(CHANGES))
     if unknown:
         raise SystemExit(f"unknown change(s) {unknown}; expected {', '.join(CHANGES)}")
+
+    if args.save and changes:
+        raise SystemExit("--save: a model with patched-in changes could not be loaded back; save unchanged methods only")
 
     train, test = load_split(args.features, "train"), load_split(args.features, "test")
     if args.speaker:
@@ -195,6 +199,9 @@ def main() -> None:
         est = make_estimator(method, args.k, args.seed, params["train"], threads=1)
         est.fit(train["x"], train["mask"])
         clusters = est.predict(test["x"])
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            est.save(args.save / "model.pt")
     fit_s = time.perf_counter() - t0
     scores, _ = label_scores(test["label_id"], clusters, args.k)
     report = {"features": str(args.features), "method": args.method, "set": overrides, "changes": changes,
