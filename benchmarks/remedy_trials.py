@@ -49,7 +49,7 @@ from uvac.models import layers
 from uvac.models.categorical import consistency_kl, unequal_usage_minus_information
 from uvac.params import load as load_params
 from uvac.pipeline import load_split
-from uvac.runs import make_estimator
+from uvac.runs import ESTIMATORS, make_estimator
 
 CHANGES = ("dense_decoder", "uvac_consistency", "uvac_info", "z_invariance", "time_stretch", "iic")
 
@@ -193,7 +193,7 @@ def main() -> None:
 
     method = {**params["methods"][args.method], **overrides}
     t0 = time.perf_counter()
-    if method["model"] in ("kmeans", "gmm_em", "pca_kmeans"):
+    if method["model"] not in ESTIMATORS:  # a baseline: kmeans, gmm_em, pca_kmeans
         clusters, est = fit_predict(method, args.k, args.seed, train["x"], test["x"], test["label_id"])["cluster"], None
     else:
         est = make_estimator(method, args.k, args.seed, params["train"], threads=1)

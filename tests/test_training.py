@@ -198,7 +198,7 @@ def test_pretraining_that_collapses_the_latents_says_so(monkeypatch):
     collapsed = (1000 + 1e-3 * np.random.default_rng(0).standard_normal((len(x), 4))).astype(np.float32)
     monkeypatch.setattr(training, "infer", lambda *a: (collapsed, None))  # float32 cancellation fails the EM
     with pytest.raises(ValueError, match=r"pre-training: the GaussianMixture .* 16 latent means after 1 autoencoder"
-                                         r" epochs \(their spread per dimension: \[0\.00\d.*3 components"):
+                                         r" epochs \(spread per dimension \[0\.00\d.*largest \|mean\| 1e\+03\): too little spread for 3 components"):
         train(fresh(), x, mask, quick(epochs=1, pretrain_epochs=1))
 
 

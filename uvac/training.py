@@ -290,9 +290,10 @@ def pretrain(model, x, mask, cfg, device, perm_gen) -> list[dict]:
     except ValueError as e:  # collapsed latents: name the stage and what to change, not only sklearn's words
         raise ValueError(
             f"pre-training: the GaussianMixture that starts the prior could not be fitted to the {len(mu)} "
-            f"latent means after {cfg.pretrain_epochs} autoencoder epochs (their spread per dimension: "
-            f"{np.array2string(mu.std(0), precision=3)}): too few distinct points for {model.n_clusters} "
-            f"components. Lower lr_start or pretrain_epochs, or n_clusters. ({e})") from e
+            f"latent means after {cfg.pretrain_epochs} autoencoder epochs (spread per dimension "
+            f"{np.array2string(mu.std(0), precision=3)}, largest |mean| {np.abs(mu.mean(0)).max():.3g}): too "
+            f"little spread for {model.n_clusters} components. Lower lr_start or pretrain_epochs, or n_clusters. "
+            f"({e})") from e
     model.start_from_mixture(gmm.weights_, gmm.means_, gmm.covariances_, logvar_floor=cfg.logvar_clamp[0])
     return history
 
