@@ -49,7 +49,7 @@ from uvac.models import layers
 from uvac.models.categorical import consistency_kl, unequal_usage_minus_information
 from uvac.params import load as load_params
 from uvac.pipeline import load_split
-from uvac.runs import ESTIMATORS, make_estimator
+from uvac.runs import ESTIMATORS, make_estimator, write_run_outputs
 
 CHANGES = ("dense_decoder", "uvac_consistency", "uvac_info", "z_invariance", "time_stretch", "iic")
 
@@ -161,7 +161,7 @@ def main() -> None:
     ap.add_argument("--speaker", help="train on this speaker's training clips, score on all of the speaker's clips")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save", type=Path, help="also save the trained model here as model.pt (for linear_probe.py)")
+    ap.add_argument("--save", type=Path, help="also write a run directory here: model.pt, embeddings.npz, metrics.json (for linear_probe.py)")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "remedy_trials.jsonl", help="JSON lines, one per trial, appended")
     args = ap.parse_args()
 
@@ -199,9 +199,12 @@ def main() -> None:
         est = make_estimator(method, args.k, args.seed, params["train"], threads=1)
         est.fit(train["x"], train["mask"])
         clusters = est.predict(test["x"])
-        if args.save:
+        if args.save:  # a run directory as the train rule writes it
             args.save.mkdir(parents=True, exist_ok=True)
             est.save(args.save / "model.pt")
+            proba = est.predict_proba(test["x"]) if hasattr(est, "predict_proba") else np.zeros((len(clusters), 0))
+            write_run_outputs(args.save, test, {"z": est.transform(test["x"]), "proba": proba, "cluster": clusters},
+                              k=args.k, seed=args.seed, extra=method)
     fit_s = time.perf_counter() - t0
     scores, _ = label_scores(test["label_id"], clusters, args.k)
     report = {"features": str(args.features), "method": args.method, "set": overrides, "changes": changes,
