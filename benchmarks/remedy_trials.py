@@ -177,9 +177,8 @@ def main() -> None:
     if args.save and changes:
         raise SystemExit("--save: a model with patched-in changes could not be loaded back; save unchanged methods only")
 
-    train, test = load_split(args.features, "train"), load_split(args.features, "test")
-    if args.speaker:
-        train, test = one_speaker(args.features, args.speaker)
+    train, test = one_speaker(args.features, args.speaker) if args.speaker else \
+        (load_split(args.features, "train"), load_split(args.features, "test"))
     if "dense_decoder" in changes:
         patch_dense_decoder((layers.conv_out(train["x"].shape[2]), layers.conv_out(train["x"].shape[3])))
     if "uvac_consistency" in changes or "uvac_info" in changes:
@@ -195,9 +194,11 @@ def main() -> None:
     t0 = time.perf_counter()
     if method["model"] not in ESTIMATORS:  # a baseline: kmeans, gmm_em, pca_kmeans
         clusters, est = fit_predict(method, args.k, args.seed, train["x"], test["x"], test["label_id"])["cluster"], None
+        fit_s = time.perf_counter() - t0
     else:
         est = make_estimator(method, args.k, args.seed, params["train"], threads=1)
         est.fit(train["x"], train["mask"])
+        fit_s = time.perf_counter() - t0
         clusters = est.predict(test["x"])
         if args.save:  # a run directory as the train rule writes it
             args.save.mkdir(parents=True, exist_ok=True)
@@ -205,7 +206,6 @@ def main() -> None:
             proba = est.predict_proba(test["x"]) if hasattr(est, "predict_proba") else np.zeros((len(clusters), 0))
             write_run_outputs(args.save, test, {"z": est.transform(test["x"]), "proba": proba, "cluster": clusters},
                               k=args.k, seed=args.seed, extra=method)
-    fit_s = time.perf_counter() - t0
     scores, _ = label_scores(test["label_id"], clusters, args.k)
     report = {"features": str(args.features), "method": args.method, "set": overrides, "changes": changes,
               "speaker": args.speaker, "seed": args.seed, "accuracy": scores["accuracy"], "nmi": scores["nmi"],
