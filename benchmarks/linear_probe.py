@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from common import OUT_DIR, write_report  # benchmarks/common.py
 from uvac.metrics import label_scores
 from uvac.pipeline import load_split
-from uvac.runs import ESTIMATORS
+from uvac.runs import ESTIMATORS, latents
 from uvac.training import load_state
 
 
@@ -63,9 +63,7 @@ def run_embeddings(run_dir: Path, train_x, test_x) -> tuple[np.ndarray, np.ndarr
         raise SystemExit(f"{model_file}: not found; give directories of trained runs (uvac, cat_uvac, linear_vae)")
     kind = load_state(model_file)["meta"]["kind"]
     est = ESTIMATORS[kind].load(model_file, input_shape=train_x.shape[1:])
-    if not hasattr(est, "predict_proba"):
-        return est.transform(train_x), est.transform(test_x), est.latent_dim
-    return *(np.hstack([est.transform(x), est.predict_proba(x)]) for x in (train_x, test_x)), est.latent_dim
+    return *(np.hstack(latents(est, x)) for x in (train_x, test_x)), est.latent_dim
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ from uvac.models import layers
 from uvac.models.categorical import consistency_kl, unequal_usage_minus_information
 from uvac.params import load as load_params
 from uvac.pipeline import load_split
-from uvac.runs import ESTIMATORS, make_estimator, write_run_outputs
+from uvac.runs import ESTIMATORS, latents, make_estimator, write_run_outputs
 
 CHANGES = ("dense_decoder", "uvac_consistency", "uvac_info", "z_invariance", "time_stretch", "iic")
 
@@ -199,22 +199,20 @@ def main() -> None:
         est = make_estimator(method, args.k, args.seed, params["train"], threads=1)
         est.fit(train["x"], train["mask"])
         fit_s = time.perf_counter() - t0
-        clusters = est.predict(test["x"])
+        clusters, (z_test, proba_test) = est.predict(test["x"]), latents(est, test["x"])
         if args.save:  # a run directory as the train rule writes it
             args.save.mkdir(parents=True, exist_ok=True)
             est.save(args.save / "model.pt")
-            proba = est.predict_proba(test["x"]) if hasattr(est, "predict_proba") else np.zeros((len(clusters), 0))
-            write_run_outputs(args.save, test, {"z": est.transform(test["x"]), "proba": proba, "cluster": clusters},
+            write_run_outputs(args.save, test, {"z": z_test, "proba": proba_test, "cluster": clusters},
                               k=args.k, seed=args.seed, extra=method)
     scores, _ = label_scores(test["label_id"], clusters, args.k)
     report = {"features": str(args.features), "method": args.method, "set": overrides, "changes": changes,
               "speaker": args.speaker, "seed": args.seed, "accuracy": scores["accuracy"], "nmi": scores["nmi"],
               "clusters_used": int(len(np.unique(clusters))), "fit_s": round(fit_s)}
     if est is not None and not args.speaker:
-        embed = (lambda x: np.hstack([est.transform(x), est.predict_proba(x)])) if hasattr(est, "predict_proba") \
-            else est.transform
-        report.update(probe_accuracy=probe_accuracy(embed(train["x"]), train["label_id"], embed(test["x"]),
-                                                    test["label_id"]), last_epoch=est.history_[-1])
+        report.update(probe_accuracy=probe_accuracy(np.hstack(latents(est, train["x"])), train["label_id"],
+                                                    np.hstack([z_test, proba_test]), test["label_id"]),
+                      last_epoch=est.history_[-1])
     report["machine"] = machine()
     print(json.dumps(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,12 @@ def make_estimator(method: dict, k: int, seed: int, train: dict, threads: int | 
     return ESTIMATORS[method["model"]](k, method["latent_dim"], **settings)
 
 
+def latents(est, x) -> tuple[np.ndarray, np.ndarray]:
+    """(latent means, cluster posterior) of clips, the posterior (N, 0) for a model without one."""
+    proba = est.predict_proba(x) if hasattr(est, "predict_proba") else np.zeros((len(x), 0), np.float32)
+    return est.transform(x), proba
+
+
 def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, run_dir: Path) -> dict:
     """Fit on the training split (all clips for split method `all`), embed and score the test split."""
     run_dir = Path(run_dir)
@@ -45,9 +51,8 @@ def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, 
     est.fit(data["x"], data["mask"], run_dir=run_dir)
     est.save(run_dir / "model.pt")
 
-    out = {"z": est.transform(test["x"]), "cluster": est.predict(test["x"]),
-           "proba": est.predict_proba(test["x"]) if hasattr(est, "predict_proba")
-           else np.zeros((len(test["x"]), 0), np.float32)}
+    z, proba = latents(est, test["x"])
+    out = {"z": z, "cluster": est.predict(test["x"]), "proba": proba}
     return write_run_outputs(run_dir, test, out, k=k, seed=seed,
                              extra={"epochs": method["epochs"], "device": str(resolve_device(est.config.device))})
 
