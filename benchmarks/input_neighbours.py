@@ -1,0 +1,101 @@
+"""What a clip's nearest neighbours in the input share, and what clustering the neighbour graph finds.
+
+A clustering objective built on neighbours (SCAN's, `--change neighbours` of remedy_trials.py) can
+only find classes that neighbours share. For all labelled clips of a feature cache (train and test
+together), in the PCA of the flattened input as K-means sees it: how often a clip's k nearest other
+clips have its label, and its speaker (where the manifest names speakers); then the clustering
+accuracy of K-means and of spectral clustering on the 10-nearest-neighbour graph, for all clips and
+within each speaker, to tell a neighbour graph that joins a class across speakers from one that
+joins it only within a speaker.
+
+    .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans, SpectralClustering
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+from common import OUT_DIR, write_report  # benchmarks/common.py
+from uvac.baselines import flat
+from uvac.metrics import unsupervised_accuracy
+from uvac.pipeline import load_split
+
+
+def mine_neighbours(x: np.ndarray, n_neighbours: int = 5, n_components: int = 100, seed: int = 0) -> np.ndarray:
+    """(N, n_neighbours) indices of each clip's nearest other clips, nearest first, in the PCA of the flattened input."""
+    rows = flat(x)
+    reduced = PCA(min(n_components, *rows.shape), random_state=seed).fit_transform(rows)
+    return NearestNeighbors(n_neighbors=n_neighbours + 1).fit(reduced).kneighbors(reduced, return_distance=False)[:, 1:]
+
+
+def shared_fraction(neighbours: np.ndarray, values: np.ndarray) -> float:
+    """How often a clip's neighbours have its value (label, speaker), over all clips and neighbours."""
+    return round(float((values[neighbours] == values[:, None]).mean()), 4)
+
+
+def clustering_accuracies(x: np.ndarray, labels: np.ndarray, k: int, n_components: int, seed: int) -> dict:
+    # fewer components than clips: a square input reads to SpectralClustering as an affinity matrix
+    reduced = PCA(min(n_components, len(x) - 1, flat(x).shape[1]), random_state=seed).fit_transform(flat(x))
+    clusters = {"kmeans": KMeans(k, n_init=10, random_state=seed).fit_predict(reduced),
+                "spectral": SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=10,
+                                               random_state=seed).fit_predict(reduced)}
+    return {name: round(unsupervised_accuracy(labels, c), 4) for name, c in clusters.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("features", type=Path, help="a feature cache with train and test splits, e.g. data/features/fsdd")
+    ap.add_argument("--components", type=int, default=100, help="PCA dimensions of the flattened input")
+    ap.add_argument("--neighbours", type=int, nargs="+", default=[1, 5, 20], help="neighbour counts to report")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="report path (default results/benchmarks/input_neighbours_<dataset>.json)")
+    args = ap.parse_args()
+
+    splits = [load_split(args.features, name) for name in ("train", "test")]
+    x = np.concatenate([s["x"] for s in splits])
+    labels = np.concatenate([s["label_id"] for s in splits])
+    clip_ids = np.concatenate([s["clip_id"] for s in splits])
+    if (labels < 0).any():
+        raise SystemExit(f"{args.features}: some clips have no label; neighbour agreement needs every clip labelled")
+    manifest = pd.read_parquet(args.features / "manifest.parquet").set_index("clip_id")
+    speakers = manifest["speaker"].loc[clip_ids].to_numpy() if "speaker" in manifest else None
+    k = len(np.unique(labels))
+
+    neighbours = mine_neighbours(x, max(args.neighbours), args.components, args.seed)
+    agreement = [{"neighbours": n, "label": shared_fraction(neighbours[:, :n], labels),
+                  "speaker": None if speakers is None else shared_fraction(neighbours[:, :n], speakers)}
+                 for n in args.neighbours]
+    groups = {"all clips": np.ones(len(x), bool)}
+    if speakers is not None:
+        groups |= {f"speaker {s}": speakers == s for s in np.unique(speakers)}
+    clustering = [{"clips": name, "n": int(keep.sum()),
+                   **clustering_accuracies(x[keep], labels[keep], k, args.components, args.seed)}
+                  for name, keep in groups.items()]
+    per_speaker = clustering[1:]
+    speaker_mean = {name: round(float(np.mean([row[name] for row in per_speaker])), 4)
+                    for name in ("kmeans", "spectral")} if per_speaker else None
+
+    for row in agreement:
+        print(f"{row['neighbours']:>3} nearest: same label {100 * row['label']:6.2f} %"
+              + ("" if row["speaker"] is None else f"  same speaker {100 * row['speaker']:6.2f} %"))
+    for row in clustering:
+        print(f"{row['clips']:<20} {row['n']:>5} clips  K-means {100 * row['kmeans']:6.2f} %"
+              f"  spectral {100 * row['spectral']:6.2f} %")
+    if speaker_mean:
+        print(f"{f'mean of {len(per_speaker)} speakers':<32}  K-means {100 * speaker_mean['kmeans']:6.2f} %"
+              f"  spectral {100 * speaker_mean['spectral']:6.2f} %")
+    write_report(args.out or OUT_DIR / f"input_neighbours_{args.features.name}.json",
+                 {"features": str(args.features), "components": args.components, "k": k, "seed": args.seed,
+                  "agreement": agreement, "clustering": clustering,
+                  "speaker_mean": speaker_mean})
+
+
+if __name__ == "__main__":
+    main()
