@@ -1,6 +1,6 @@
 """What a clip's nearest neighbours in the input share, and what clustering the neighbour graph finds.
 
-A clustering objective built on neighbours (SCAN's, `--change neighbours` of remedy_trials.py) can
+A clustering objective built on neighbours (SCAN's, Categorical UVAC's neighbour_weight) can
 only find classes that neighbours share. For all labelled clips of a feature cache (train and test
 together), in the PCA of the flattened input as K-means sees it: how often a clip's k nearest other
 clips have its label, and its speaker (where the manifest names speakers); then the clustering
@@ -19,19 +19,12 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
 
 from common import OUT_DIR, write_report  # benchmarks/common.py
 from uvac.baselines import flat
+from uvac.neighbours import mine_neighbours
 from uvac.metrics import unsupervised_accuracy
 from uvac.pipeline import load_split
-
-
-def mine_neighbours(x: np.ndarray, n_neighbours: int = 5, n_components: int = 100, seed: int = 0) -> np.ndarray:
-    """(N, n_neighbours) indices of each clip's nearest other clips, nearest first, in the PCA of the flattened input."""
-    rows = flat(x)
-    reduced = PCA(min(n_components, *rows.shape), random_state=seed).fit_transform(rows)
-    return NearestNeighbors(n_neighbors=n_neighbours + 1).fit(reduced).kneighbors(reduced, return_distance=False)[:, 1:]
 
 
 def shared_fraction(neighbours: np.ndarray, values: np.ndarray) -> float:
@@ -68,7 +61,7 @@ def main() -> None:
     speakers = manifest["speaker"].loc[clip_ids].to_numpy() if "speaker" in manifest else None
     k = len(np.unique(labels))
 
-    neighbours = mine_neighbours(x, max(args.neighbours), args.components, args.seed)
+    neighbours = mine_neighbours(x, max(args.neighbours), args.components)
     agreement = [{"neighbours": n, "label": shared_fraction(neighbours[:, :n], labels),
                   "speaker": None if speakers is None else shared_fraction(neighbours[:, :n], speakers)}
                  for n in args.neighbours]

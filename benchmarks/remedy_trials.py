@@ -17,11 +17,8 @@ probe of the model's embedding (as benchmarks/linear_probe.py) and the fit time.
   time_stretch       the consistency views are also stretched in time by up to this fraction
   iic                Categorical UVAC: - W x I(y; y'), the mutual information of the clusters of a
                      clip and of its view (IIC, Ji et al. 2019), symmetrised joint over the batch
-  neighbours         - W x log sum_k q(k|x) q(k|n) (SCAN, Van Gansbeke et al. 2020), n one of a clip's
-                     5 nearest training clips in the PCA (100 components) of the flattened input,
-                     drawn anew each step; q is UVAC's responsibilities at z = mu, or Categorical
-                     UVAC's q(y|x): a clip's nearest clips mostly say the same digit, so they should
-                     share its cluster
+  (neighbour consistency, `--change neighbours` in commits fd465fc to 0008c4c, is now the neighbour_weight
+  setting of Categorical UVAC: `--set neighbour_weight=30`, or the method cat_uvac_neighbours)
 
     .venv/bin/python benchmarks/remedy_trials.py data/features/fsdd cat_uvac_info_consistency \\
         --configfile config/cpu-accuracy.yaml --change dense_decoder --set lr_start=0.005
@@ -45,7 +42,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from common import OUT_DIR, machine  # benchmarks/common.py
-from input_neighbours import mine_neighbours
 from linear_probe import probe_accuracy
 import uvac.models.categorical as categorical
 import uvac.models.uvac as uvac_model
@@ -58,7 +54,7 @@ from uvac.params import load as load_params
 from uvac.pipeline import load_split
 from uvac.runs import ESTIMATORS, latents, make_estimator, write_run_outputs
 
-CHANGES = ("dense_decoder", "uvac_consistency", "uvac_info", "z_invariance", "time_stretch", "iic", "neighbours")
+CHANGES = ("dense_decoder", "uvac_consistency", "uvac_info", "z_invariance", "time_stretch", "iic")
 
 
 def patch_dense_decoder(grid: tuple[int, int]) -> None:
@@ -143,37 +139,6 @@ def patch_iic(weight: float) -> None:
     categorical.CategoricalUVAC.loss = loss
 
 
-def cluster_probs(model, x) -> torch.Tensor:
-    """q(y|x) of Categorical UVAC, or UVAC's responsibilities at z = mu(x)."""
-    if model.kind == "uvac":
-        return model.cluster_log_probs(model.encode(x)[0]).exp()
-    return F.softmax(model.logits(x), 1)
-
-
-def patch_neighbours(weight: float, x: np.ndarray, seed: int) -> None:
-    neighbours = torch.from_numpy(mine_neighbours(x, seed=seed))
-    x_all, base_gather, batch = torch.from_numpy(x), training.gather, {}
-
-    def gather(x_, idx):  # the training loop's batch indices, for the loss below
-        batch["idx"] = idx
-        return base_gather(x_, idx)
-
-    def with_neighbours(base_loss):
-        def loss(self, x_, mask, **kw):
-            out = base_loss(self, x_, mask, **kw)
-            pick = torch.randint(neighbours.shape[1], (len(batch["idx"]),))
-            x_neighbour = x_all[neighbours[batch["idx"], pick]]
-            q_neighbour = cluster_probs(self, x_neighbour.contiguous(memory_format=training.memory_format(x_neighbour)))
-            out["neighbours"] = -(cluster_probs(self, x_) * q_neighbour).sum(1).clamp_min(1e-8).log().mean()
-            out["loss"] = out["loss"] + weight * out["neighbours"]
-            return out
-        return loss
-
-    training.gather = gather
-    for model_class in (categorical.CategoricalUVAC, uvac_model.UVAC):
-        model_class.loss = with_neighbours(model_class.loss)
-
-
 def one_speaker(features: Path, speaker: str) -> tuple[dict, dict]:
     """(the speaker's training clips, all of the speaker's clips) from a spectrogram feature cache."""
     speakers = pd.read_parquet(features / "manifest.parquet").set_index("clip_id")["speaker"]
@@ -227,8 +192,6 @@ def main() -> None:
         patch_time_stretch(changes["time_stretch"])
     if "iic" in changes:
         patch_iic(changes["iic"])
-    if "neighbours" in changes:
-        patch_neighbours(changes["neighbours"], train["x"], args.seed)
 
     method = {**params["methods"][args.method], **overrides}
     t0 = time.perf_counter()

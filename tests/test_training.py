@@ -10,8 +10,8 @@ from sklearn.mixture import GaussianMixture
 import uvac.training as training
 from uvac.estimators import UVAC, CategoricalUVAC, LinearVAE
 from uvac.models import MODELS
-from uvac.models.categorical import (categorical_kl_paid, consistency_kl, kl_uniform, shifted_and_warped,
-                                    unequal_usage_minus_information)
+from uvac.models.categorical import (categorical_kl_paid, consistency_kl, kl_uniform, neighbour_disagreement,
+                                    shifted_and_warped, unequal_usage_minus_information)
 from uvac.training import TrainConfig, train
 
 SHAPE = (1, 16, 32)  # tiny spectrograms: the real architecture, a fraction of the cost
@@ -114,19 +114,20 @@ def interrupt_at(monkeypatch, epoch_label):
     monkeypatch.setattr(training, "run_epoch", dying)
 
 
-def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind, settings", [("uvac", {}), ("cat_uvac", {"neighbour_weight": 5.0, "neighbour_count": 3})])
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(kind, settings, tmp_path, monkeypatch):
     x, mask = spectrograms()
-    cfg = quick(epochs=4, checkpoint_every=2)
-    straight = fresh()
+    cfg = quick(epochs=4, checkpoint_every=2, **settings)  # neighbours: their draws resume too
+    straight = fresh(kind)
     expected = train(straight, x, mask, cfg, run_dir=tmp_path / "straight")
 
     with monkeypatch.context() as m:
         interrupt_at(m, "epoch 3/")
         with pytest.raises(KeyboardInterrupt):
-            train(fresh(), x, mask, cfg, run_dir=tmp_path / "resumed")
+            train(fresh(kind), x, mask, cfg, run_dir=tmp_path / "resumed")
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["epoch"] == 2
 
-    resumed = fresh(seed=99)  # its own init is irrelevant: the checkpoint replaces it
+    resumed = fresh(kind, seed=99)  # its own init is irrelevant: the checkpoint replaces it
     history = train(resumed, x, mask, cfg, run_dir=tmp_path / "resumed")
     assert without_time(history) == without_time(expected)
     assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in straight.state_dict().items())
@@ -322,17 +323,62 @@ def test_consistency_weight_adds_the_views_disagreement_to_the_categorical_loss(
     assert without_time(history) == without_time(train(fresh("cat_uvac"), x, mask, quick(epochs=1, consistency_weight=10.0)))
 
 
+def test_neighbour_disagreement_is_minus_the_log_chance_that_a_clip_and_its_neighbour_share_a_cluster():
+    confident = F.log_softmax(torch.tensor([[20.0, 0.0, 0.0]]), 1)
+    apart = F.log_softmax(torch.tensor([[0.0, 20.0, 0.0]]), 1)
+    assert neighbour_disagreement(confident, confident).item() == pytest.approx(0.0, abs=1e-6)
+    assert neighbour_disagreement(confident, apart).item() > 15  # stable where the product underflows
+    log_q, log_n = F.log_softmax(torch.randn(8, 3), 1), F.log_softmax(torch.randn(8, 3), 1)
+    expected = -(log_q.exp() * log_n.exp()).sum(1).log().mean()
+    assert neighbour_disagreement(log_q, log_n).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_neighbour_weight_adds_the_neighbours_disagreement_and_trains_on_mined_neighbours(monkeypatch):
+    x, mask = spectrograms()
+    xt, mt = torch.from_numpy(x), torch.from_numpy(mask)
+    outs = {}
+    for w in (0.0, 10.0):
+        torch.manual_seed(1)
+        outs[w] = fresh("cat_uvac").loss(xt, mt, neighbour_weight=w, x_neighbour=xt.flip(0))
+    assert "neighbours" not in outs[0.0] and outs[10.0]["neighbours"].item() > 0
+    assert outs[10.0]["loss"].item() == pytest.approx((outs[0.0]["loss"] + 10 * outs[10.0]["neighbours"]).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="x_neighbour"):
+        fresh("cat_uvac").loss(xt, mt, neighbour_weight=1.0)
+
+    # the loop hands each clip one of its neighbour_count mined neighbours, a new draw each step
+    seen, base_loss = [], training.neighbour_batch
+
+    def spy(x_, neighbours, idx):
+        xn = base_loss(x_, neighbours, idx)
+        seen.append((idx.clone(), neighbours, xn))
+        return xn
+    monkeypatch.setattr(training, "neighbour_batch", spy)
+    history = train(fresh("cat_uvac"), x, mask, quick(epochs=2, neighbour_weight=10.0, neighbour_count=3))
+    assert all(row["neighbours"] > 0 for row in history)
+    assert len(seen) == 4 and seen[0][1].shape == (16, 3)
+    for idx, neighbours, xn in seen:
+        for clip, near in zip(idx.tolist(), xn):
+            assert any(torch.equal(near, xt[j]) for j in neighbours[clip].tolist()) and not torch.equal(near, xt[clip])
+    monkeypatch.undo()
+    assert without_time(history) == without_time(
+        train(fresh("cat_uvac"), x, mask, quick(epochs=2, neighbour_weight=10.0, neighbour_count=3)))
+
+
 def test_remedies_are_refused_where_they_do_not_apply():
     x, mask = spectrograms()
     with pytest.raises(ValueError, match="only uvac"):
         train(fresh("cat_uvac"), x, mask, quick(pretrain_epochs=1))
-    for remedy in ("free_bits", "info_weight", "consistency_weight"):
+    for remedy in ("free_bits", "info_weight", "consistency_weight", "neighbour_weight"):
         with pytest.raises(ValueError, match=f"{remedy} applies to .* cat_uvac"):
             train(fresh("uvac"), x, mask, quick(**{remedy: 0.5}))
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="consistency_warp"):
         TrainConfig(consistency_warp=1.0)
+    with pytest.raises(ValueError, match="neighbour_count"):
+        TrainConfig(neighbour_count=0)
+    with pytest.raises(ValueError, match="16 training clips, got neighbour_count=16"):
+        train(fresh("cat_uvac"), x, mask, quick(neighbour_weight=1.0, neighbour_count=16))
 
 
 # --- estimators --------------------------------------------------------------------------------------

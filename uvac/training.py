@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from uvac.clip_store import CHUNK_ROWS, NpzRows, chunks
 from uvac.io import atomic_path
+from uvac.neighbours import mine_neighbours
 
 log = logging.getLogger("uvac.training")
 CHECKPOINT = "checkpoint.pt"
@@ -61,6 +62,8 @@ class TrainConfig:
     consistency_weight: float = 0.0  # cat_uvac: weight of KL(q(y|x) || q(y|shifted, warped x)); 0 = off
     consistency_warp: float = 0.1   # cat_uvac: largest relative frequency stretch of those views
     consistency_shift: int = 8      # cat_uvac: largest time shift of those views, in frames
+    neighbour_weight: float = 0.0   # cat_uvac: weight of -log sum_k q(k|x) q(k|n), n one of x's nearest clips; 0 = off
+    neighbour_count: int = 5        # cat_uvac: n is drawn each step from this many nearest training clips
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
@@ -68,7 +71,7 @@ class TrainConfig:
     def __post_init__(self):
         self.logvar_clamp = tuple(float(v) for v in self.logvar_clamp)
         problems = []
-        for name in ("epochs", "batch_size", "checkpoint_every"):
+        for name in ("epochs", "batch_size", "checkpoint_every", "neighbour_count"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("kl_warmup_epochs", "pretrain_epochs", "threads", "consistency_shift"):
@@ -77,7 +80,7 @@ class TrainConfig:
         for name in ("lr_start", "lr_end", "tau_start", "tau_end", "lam"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("grad_clip", "free_bits", "info_weight", "consistency_weight"):
+        for name in ("grad_clip", "free_bits", "info_weight", "consistency_weight", "neighbour_weight"):
             if not getattr(self, name) >= 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.consistency_warp < 1:
@@ -112,7 +115,8 @@ def loss_settings(model, cfg: TrainConfig, epoch: int) -> dict:
     if model.kind == "cat_uvac":
         kw.update(tau=exp_schedule(cfg.tau_start, cfg.tau_end, epoch, cfg.epochs), lam=cfg.lam,
                   free_bits=cfg.free_bits, info_weight=cfg.info_weight, consistency_weight=cfg.consistency_weight,
-                  consistency_warp=cfg.consistency_warp, consistency_shift=cfg.consistency_shift)
+                  consistency_warp=cfg.consistency_warp, consistency_shift=cfg.consistency_shift,
+                  neighbour_weight=cfg.neighbour_weight)
     return kw
 
 
@@ -125,7 +129,7 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
     cfg = cfg or TrainConfig()
     if cfg.pretrain_epochs and model.kind != "uvac":
         raise ValueError(f"pretrain_epochs initialises a mixture prior, which only uvac has (model: {model.kind})")
-    for name in ("free_bits", "info_weight", "consistency_weight"):
+    for name in ("free_bits", "info_weight", "consistency_weight", "neighbour_weight"):
         if getattr(cfg, name) and model.kind != "cat_uvac":
             raise ValueError(f"{name} applies to the cluster posterior q(y|x) of cat_uvac (model: {model.kind})")
     if cfg.threads:
@@ -147,13 +151,22 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
             history += pretrain(model, x, mask, cfg, device, perm_gen)
             optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)  # fresh moments for the full loss
 
+    if cfg.neighbour_weight:
+        neighbours = torch.from_numpy(mine_neighbours(x.cpu() if torch.is_tensor(x) else x, cfg.neighbour_count))
+        log.info("%s: mined the %d nearest clips of each of %d training clips", model.kind, cfg.neighbour_count, len(x))
     n_batches = math.ceil(len(x) / cfg.batch_size)
     bar = tqdm(total=cfg.epochs * n_batches, initial=start * n_batches, disable=not cfg.progress,
                desc=model.kind, unit="batch", dynamic_ncols=True)
     for epoch in range(start, cfg.epochs):
         kw = loss_settings(model, cfg, epoch)
         lr = exp_schedule(cfg.lr_start, cfg.lr_end, epoch, cfg.epochs)
-        row = run_epoch(model, optimizer, x, mask, lambda xb, mb: model.loss(xb, mb, **kw),
+
+        def loss_fn(xb, mb, idx):
+            if cfg.neighbour_weight:
+                kw["x_neighbour"] = neighbour_batch(x, neighbours, idx)
+            return model.loss(xb, mb, **kw)
+
+        row = run_epoch(model, optimizer, x, mask, loss_fn,
                         lr=lr, cfg=cfg, device=device, perm_gen=perm_gen, where=f"epoch {epoch + 1}/{cfg.epochs}",
                         checkpoint=ckpt, bar=bar)
         history.append({"phase": "train", "epoch": epoch + 1, **row, "lr": lr, "tau": kw.get("tau"),
@@ -205,6 +218,13 @@ def gather(x, idx: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(x[idx.numpy()]) if isinstance(x, NpzRows) else x[idx]
 
 
+def neighbour_batch(x, neighbours: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """For each clip of a batch, one of its mined nearest clips, drawn with torch's seeded global generator."""
+    pick = torch.randint(neighbours.shape[1], (len(idx),))
+    xn = gather(x, neighbours[idx.cpu(), pick].to(idx.device))
+    return xn.contiguous(memory_format=memory_format(xn))
+
+
 def run_epoch(model, optimizer, x, mask, loss_fn, *, lr, cfg, device, perm_gen, where, checkpoint, bar) -> dict:
     """One pass over a seeded permutation; returns clip-weighted means of the loss terms and cluster statistics."""
     model.train()
@@ -221,7 +241,7 @@ def run_epoch(model, optimizer, x, mask, loss_fn, *, lr, cfg, device, perm_gen, 
         xb, mb = gather(x, idx), (mask[idx] if mask is not None else None)
         xb = xb.contiguous(memory_format=memory_format(xb))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = loss_fn(xb, mb)
+            out = loss_fn(xb, mb, idx)
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
@@ -270,7 +290,7 @@ def pretrain(model, x, mask, cfg, device, perm_gen) -> list[dict]:
     n_batches = math.ceil(len(x) / cfg.batch_size)
     history = []
 
-    def ae_loss(xb, mb):
+    def ae_loss(xb, mb, idx):
         loss = model.autoencoder_loss(xb, mb, recon=cfg.recon)
         return {"loss": loss, "recon": loss}
 

@@ -5,7 +5,8 @@ temperature tau (annealed by the training loop). q(z|x,y): network f, the same e
 y stacked as K extra input channels. p(x|y,z): the UVAC decoder on [z; y].
 Loss = recon + lam * (KL(q(z|x,y) || N(0, I)) + KL(q(y|x) || Uniform(K))). Cluster = argmax logits.
 Opt-in remedies for the collapse (the decoder ignoring y): free_bits and info_weight; and one for
-clusters that follow the speaker or the timing rather than the content: consistency_weight.
+clusters that follow the speaker or the timing rather than the content: consistency_weight; and
+one that asks a clip's nearest clips in the input to share its cluster: neighbour_weight.
 """
 from __future__ import annotations
 
@@ -82,6 +83,13 @@ def consistency_kl(log_q: torch.Tensor, log_q_view: torch.Tensor) -> torch.Tenso
     return (target.exp() * (target - log_q_view)).sum(-1).mean()
 
 
+def neighbour_disagreement(log_q: torch.Tensor, log_q_neighbour: torch.Tensor) -> torch.Tensor:
+    """Mean -log sum_k q(k|x) q(k|n) (SCAN's consistency, Van Gansbeke et al. 2020), by log-sum-exp: 0 when
+    a clip and its neighbour n are confidently in the same cluster, large when they are confidently apart.
+    Both sides take gradients, so that neighbours pull each other's assignments together."""
+    return -torch.logsumexp(log_q + log_q_neighbour, dim=-1).mean()
+
+
 class CategoricalUVAC(nn.Module):
     kind = "cat_uvac"
 
@@ -108,11 +116,12 @@ class CategoricalUVAC(nn.Module):
 
     def loss(self, x, mask, *, recon="bce", kl_weight=1.0, logvar_clamp=(-10.0, 10.0), tau=1.0,
              lam=0.5, free_bits=0.0, info_weight=0.0, consistency_weight=0.0, consistency_warp=0.1,
-             consistency_shift=8):
+             consistency_shift=8, neighbour_weight=0.0, x_neighbour=None):
         """Batch means of the loss and its terms; log_probs = log q(y|x), for monitoring.
 
         free_bits: see categorical_kl_paid; info_weight: see unequal_usage_minus_information;
-        consistency_weight weights consistency_kl on views from shifted_and_warped.
+        consistency_weight weights consistency_kl on views from shifted_and_warped;
+        neighbour_weight weights neighbour_disagreement with x_neighbour, one near clip for each clip of x.
         """
         logits = self.logits(x)
         log_q = F.log_softmax(logits, dim=1)
@@ -130,6 +139,11 @@ class CategoricalUVAC(nn.Module):
             view = shifted_and_warped(x, consistency_warp, consistency_shift)
             terms["consistency"] = consistency_kl(log_q, F.log_softmax(self.logits(view), dim=1))
             loss = loss + consistency_weight * terms["consistency"]
+        if neighbour_weight > 0:
+            if x_neighbour is None or len(x_neighbour) != len(x):
+                raise ValueError("neighbour_weight > 0 needs x_neighbour, one neighbouring clip for each clip of x")
+            terms["neighbours"] = neighbour_disagreement(log_q, F.log_softmax(self.logits(x_neighbour), dim=1))
+            loss = loss + neighbour_weight * terms["neighbours"]
         return {"loss": loss, **terms, "log_probs": log_q.detach()}
 
     def infer(self, x):
