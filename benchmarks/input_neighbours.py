@@ -22,8 +22,8 @@ from sklearn.decomposition import PCA
 
 from common import OUT_DIR, write_report  # benchmarks/common.py
 from uvac.baselines import flat
-from uvac.neighbours import mine_neighbours
 from uvac.metrics import unsupervised_accuracy
+from uvac.neighbours import mine_neighbours
 from uvac.pipeline import load_split
 
 

@@ -45,7 +45,6 @@ from common import OUT_DIR, machine  # benchmarks/common.py
 from linear_probe import probe_accuracy
 import uvac.models.categorical as categorical
 import uvac.models.uvac as uvac_model
-import uvac.training as training
 from uvac.baselines import fit_predict
 from uvac.metrics import label_scores
 from uvac.models import layers
