@@ -346,10 +346,10 @@ def test_neighbour_weight_adds_the_neighbours_disagreement_and_trains_on_mined_n
         fresh("cat_uvac").loss(xt, mt, neighbour_weight=1.0)
 
     # the loop hands each clip one of its neighbour_count mined neighbours, a new draw each step
-    seen, base_loss = [], training.neighbour_batch
+    seen, real_batch = [], training.neighbour_batch
 
     def spy(x_, neighbours, idx):
-        xn = base_loss(x_, neighbours, idx)
+        xn = real_batch(x_, neighbours, idx)
         seen.append((idx.clone(), neighbours, xn))
         return xn
     monkeypatch.setattr(training, "neighbour_batch", spy)

@@ -157,15 +157,15 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
     n_batches = math.ceil(len(x) / cfg.batch_size)
     bar = tqdm(total=cfg.epochs * n_batches, initial=start * n_batches, disable=not cfg.progress,
                desc=model.kind, unit="batch", dynamic_ncols=True)
+
+    def loss_fn(xb, mb, idx):  # kw: this epoch's settings, set in the loop below
+        if cfg.neighbour_weight:
+            return model.loss(xb, mb, **kw, x_neighbour=neighbour_batch(x, neighbours, idx))
+        return model.loss(xb, mb, **kw)
+
     for epoch in range(start, cfg.epochs):
         kw = loss_settings(model, cfg, epoch)
         lr = exp_schedule(cfg.lr_start, cfg.lr_end, epoch, cfg.epochs)
-
-        def loss_fn(xb, mb, idx):
-            if cfg.neighbour_weight:
-                kw["x_neighbour"] = neighbour_batch(x, neighbours, idx)
-            return model.loss(xb, mb, **kw)
-
         row = run_epoch(model, optimizer, x, mask, loss_fn,
                         lr=lr, cfg=cfg, device=device, perm_gen=perm_gen, where=f"epoch {epoch + 1}/{cfg.epochs}",
                         checkpoint=ckpt, bar=bar)
