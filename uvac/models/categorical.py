@@ -33,7 +33,7 @@ def categorical_kl_paid(log_q: torch.Tensor, free_bits: float = 0.0) -> torch.Te
     (what y tells about x), and leaves only the second unpaid below free_bits nats: q(y|x) may
     become confident for free, but unequal usage is always paid for, so the free nats cannot buy
     a collapse onto a few clusters, as a plain clamp of the whole term could. (It does not stop
-    the decoder from ignoring y: see the README's fsdd-dev figures.)
+    the decoder from ignoring y: see docs/accuracy.md.)
     """
     kl = kl_uniform(log_q).mean()
     if free_bits <= 0:
