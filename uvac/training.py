@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -158,15 +159,14 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
     bar = tqdm(total=cfg.epochs * n_batches, initial=start * n_batches, disable=not cfg.progress,
                desc=model.kind, unit="batch", dynamic_ncols=True)
 
-    def loss_fn(xb, mb, idx):  # kw: this epoch's settings, set in the loop below
-        if cfg.neighbour_weight:
-            return model.loss(xb, mb, **kw, x_neighbour=neighbour_batch(x, neighbours, idx))
-        return model.loss(xb, mb, **kw)
+    def loss_fn(xb, mb, idx, settings):
+        extra = {"x_neighbour": neighbour_batch(x, neighbours, idx)} if cfg.neighbour_weight else {}
+        return model.loss(xb, mb, **settings, **extra)
 
     for epoch in range(start, cfg.epochs):
         kw = loss_settings(model, cfg, epoch)
         lr = exp_schedule(cfg.lr_start, cfg.lr_end, epoch, cfg.epochs)
-        row = run_epoch(model, optimizer, x, mask, loss_fn,
+        row = run_epoch(model, optimizer, x, mask, functools.partial(loss_fn, settings=kw),
                         lr=lr, cfg=cfg, device=device, perm_gen=perm_gen, where=f"epoch {epoch + 1}/{cfg.epochs}",
                         checkpoint=ckpt, bar=bar)
         history.append({"phase": "train", "epoch": epoch + 1, **row, "lr": lr, "tau": kw.get("tau"),
