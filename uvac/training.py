@@ -16,12 +16,11 @@ import csv
 import dataclasses
 import functools
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import logging
 
 import numpy as np
 import torch
