@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from uvac.models.base import SizedModel
 from uvac.models.layers import (HIDDEN, Decoder, Encoder, init_weights, kl_standard_normal,
                                 reconstruction_loss, reparameterize)
 
@@ -90,13 +91,11 @@ def neighbour_disagreement(log_q: torch.Tensor, log_q_neighbour: torch.Tensor) -
     return -torch.logsumexp(log_q + log_q_neighbour, dim=-1).mean()
 
 
-class CategoricalUVAC(nn.Module):
+class CategoricalUVAC(SizedModel):
     kind = "cat_uvac"
 
     def __init__(self, input_shape=(1, 128, 99), n_clusters: int = 10, latent_dim: int = 10):
-        super().__init__()
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.n_clusters, self.latent_dim = int(n_clusters), int(latent_dim)
+        super().__init__(input_shape, n_clusters, latent_dim)
         channels, n_freq, _ = self.input_shape
         self.h = Encoder(channels, n_freq)
         self.h_head = nn.Linear(HIDDEN, n_clusters)
@@ -151,7 +150,3 @@ class CategoricalUVAC(nn.Module):
         log_q = F.log_softmax(self.logits(x), dim=1)
         mu, _ = self.encode_z(x, log_q.exp())
         return mu, log_q
-
-    def metadata(self) -> dict:
-        return {"kind": self.kind, "n_clusters": self.n_clusters, "latent_dim": self.latent_dim,
-                "input_shape": list(self.input_shape)}

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from torch import nn
 
+from uvac.models.base import SizedModel
 from uvac.models.layers import init_weights, kl_standard_normal, reparameterize
 
 HIDDEN = 64
 
 
-class LinearVAE(nn.Module):
+class LinearVAE(SizedModel):
     kind = "linear_vae"
 
     def __init__(self, input_shape=(26,), n_clusters: int = 5, latent_dim: int = 4):
-        super().__init__()
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.n_clusters, self.latent_dim = int(n_clusters), int(latent_dim)
+        super().__init__(input_shape, n_clusters, latent_dim)
         (n_features,) = self.input_shape
         self.encoder = nn.Sequential(nn.Linear(n_features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 2 * latent_dim))
         self.decoder = nn.Sequential(nn.Linear(latent_dim, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, n_features))
@@ -44,7 +43,3 @@ class LinearVAE(nn.Module):
         """(latent mean, None): no cluster posterior here; K-means on mu assigns clusters."""
         mu, _ = self.encode(x)
         return mu, None
-
-    def metadata(self) -> dict:
-        return {"kind": self.kind, "n_clusters": self.n_clusters, "latent_dim": self.latent_dim,
-                "input_shape": list(self.input_shape)}

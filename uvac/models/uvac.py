@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from uvac.models.base import SizedModel
 from uvac.models.layers import HIDDEN, Decoder, Encoder, init_weights, reconstruction_loss, reparameterize
 
 
@@ -36,13 +37,11 @@ def kl_gmm(mu, logvar, log_gamma, prior_logits, prior_mu, prior_logvar) -> torch
     return (gamma * (cross + log_gamma - log_pi[None])).sum(-1) + neg_entropy
 
 
-class UVAC(nn.Module):
+class UVAC(SizedModel):
     kind = "uvac"
 
     def __init__(self, input_shape=(1, 128, 99), n_clusters: int = 10, latent_dim: int = 10):
-        super().__init__()
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.n_clusters, self.latent_dim = int(n_clusters), int(latent_dim)
+        super().__init__(input_shape, n_clusters, latent_dim)
         channels, n_freq, _ = self.input_shape
         self.encoder = Encoder(channels, n_freq)
         self.head = nn.Linear(HIDDEN, 2 * latent_dim)  # (mu, log sigma^2)
@@ -103,7 +102,3 @@ class UVAC(nn.Module):
         d = self.latent_dim
         self.head.weight[d:] = 0.0
         self.head.bias[d:] = variances.min(0).values.log().clamp(min=logvar_floor + 1.0)
-
-    def metadata(self) -> dict:
-        return {"kind": self.kind, "n_clusters": self.n_clusters, "latent_dim": self.latent_dim,
-                "input_shape": list(self.input_shape)}
