@@ -6,9 +6,12 @@ together), in the PCA of the flattened input as K-means sees it: how often a cli
 clips have its label, and its speaker (where the manifest names speakers); then the clustering
 accuracy of K-means and of spectral clustering on the 10-nearest-neighbour graph, for all clips and
 within each speaker, to tell a neighbour graph that joins a class across speakers from one that
-joins it only within a speaker.
+joins it only within a speaker. `--space log_cmn` asks the same of the log magnitudes with each
+band's mean over the clip's active frames taken away (cepstral mean normalisation, the usual way
+to take a speaker's or a channel's spectral colouring out of speech features; Categorical UVAC's
+neighbour_space).
 
-    .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd
+    .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space log_cmn]
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from sklearn.decomposition import PCA
 from common import OUT_DIR, write_report  # benchmarks/common.py
 from uvac.baselines import flat
 from uvac.metrics import unsupervised_accuracy
-from uvac.neighbours import mine_neighbours
+from uvac.neighbours import NEIGHBOUR_SPACES, log_cmn, mine_neighbours
 from uvac.pipeline import load_split
 
 
@@ -46,13 +49,17 @@ def main() -> None:
     ap.add_argument("features", type=Path, help="a feature cache with train and test splits, e.g. data/features/fsdd")
     ap.add_argument("--components", type=int, default=100, help="PCA dimensions of the flattened input")
     ap.add_argument("--neighbours", type=int, nargs="+", default=[1, 5, 20], help="neighbour counts to report")
+    ap.add_argument("--space", choices=NEIGHBOUR_SPACES, default="input",
+                    help="the input as K-means sees it, or its log magnitudes less each band's clip mean")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None,
-                    help="report path (default results/benchmarks/input_neighbours_<dataset>.json)")
+                    help="report path (default results/benchmarks/input_neighbours_<dataset>[_log_cmn].json)")
     args = ap.parse_args()
 
     splits = [load_split(args.features, name) for name in ("train", "test")]
     x = np.concatenate([s["x"] for s in splits])
+    if args.space == "log_cmn":
+        x = log_cmn(x, np.concatenate([s["mask"] for s in splits]))
     labels = np.concatenate([s["label_id"] for s in splits])
     clip_ids = np.concatenate([s["clip_id"] for s in splits])
     if (labels < 0).any():
@@ -84,8 +91,10 @@ def main() -> None:
     if speaker_mean:
         print(f"{f'mean of {len(per_speaker)} speakers':<32}  K-means {100 * speaker_mean['kmeans']:6.2f} %"
               f"  spectral {100 * speaker_mean['spectral']:6.2f} %")
-    write_report(args.out or OUT_DIR / f"input_neighbours_{args.features.name}.json",
-                 {"features": str(args.features), "components": args.components, "k": k, "seed": args.seed,
+    suffix = "" if args.space == "input" else f"_{args.space}"
+    write_report(args.out or OUT_DIR / f"input_neighbours_{args.features.name}{suffix}.json",
+                 {"features": str(args.features), "space": args.space,
+                  "components": args.components, "k": k, "seed": args.seed,
                   "agreement": agreement, "clustering": clustering,
                   "speaker_mean": speaker_mean})
 

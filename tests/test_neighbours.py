@@ -1,11 +1,11 @@
 """uvac.neighbours: each clip's nearest other clips, nearest first, the same from an array and from a
-feature cache read block by block."""
+feature cache read block by block; in log_cmn space a fixed per-band colouring no longer decides them."""
 import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from uvac.clip_store import CHUNK_ROWS, NpzRows
-from uvac.neighbours import drop_self, mine_neighbours, row_blocks
+from uvac.neighbours import LOG_FLOOR, drop_self, log_cmn, mine_neighbours, row_blocks
 
 
 def test_mined_neighbours_are_the_nearest_other_clips_nearest_first():
@@ -48,3 +48,36 @@ def test_a_clip_is_never_its_own_neighbour_even_among_duplicates():
 def test_too_many_neighbours_for_the_clips_is_refused_with_the_setting_named():
     with pytest.raises(ValueError, match="neighbour_count=5"):
         mine_neighbours(np.zeros((5, 1, 2, 2), np.float32), n_neighbours=5)
+
+
+def test_log_cmn_takes_out_a_per_band_gain_and_ignores_padded_frames():
+    rng = np.random.default_rng(0)
+    clip = rng.uniform(0.05, 0.5, (1, 1, 4, 6)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 0, 0]])
+    gain = np.array([1.0, 2.0, 0.5, 1.5])[None, None, :, None]  # on (x + floor), a shift of the log
+    coloured = ((clip + LOG_FLOOR) * gain - LOG_FLOOR).astype(np.float32)
+    padded = clip.copy()
+    padded[..., 4:] = 0.9
+    plain = log_cmn(clip, mask)
+    np.testing.assert_allclose(log_cmn(coloured, mask), plain, atol=1e-5)
+    np.testing.assert_array_equal(log_cmn(padded, mask), plain)
+    assert np.allclose(plain[..., :4].mean(-1), 0, atol=1e-6) and not plain[..., 4:].any()
+    assert np.abs(log_cmn(padded) - plain).max() > 0.1  # without the mask the padded frames would count
+
+
+def test_in_log_cmn_space_neighbours_follow_the_pattern_not_the_speakers_colouring():
+    # two time patterns x two speakers' fixed per-band colourings, two noisy clips of each pair:
+    # a clip's nearest is its twin; its second nearest says which of pattern or colouring decides
+    rng = np.random.default_rng(0)
+    frames = np.arange(10)
+    patterns = [np.tile(-2 + 0.8 * np.sin(frames / 2), (8, 1)), np.tile(-2 + 0.8 * np.cos(frames / 1.3), (8, 1))]
+    colourings = [np.linspace(0, -2.5, 8)[:, None], np.linspace(-2.5, 0, 8)[:, None]]
+    pairs = [(p, s) for p in range(2) for s in range(2) for _ in range(2)]
+    x = np.stack([np.exp(patterns[p] + colourings[s] + rng.normal(0, 0.05, (8, 10))) - LOG_FLOOR
+                  for p, s in pairs]).astype(np.float32)[:, None]
+    pattern, speaker = np.array(pairs).T
+    second = {space: mine_neighbours(x, 2, space=space)[:, 1] for space in ("input", "log_cmn")}
+    assert (speaker[second["input"]] == speaker).all() and (pattern[second["input"]] != pattern).all()
+    assert (pattern[second["log_cmn"]] == pattern).all()
+    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, got 'cepstrum'"):
+        mine_neighbours(x, 2, space="cepstrum")

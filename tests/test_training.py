@@ -12,6 +12,7 @@ from uvac.estimators import UVAC, CategoricalUVAC, LinearVAE
 from uvac.models import MODELS
 from uvac.models.categorical import (categorical_kl_paid, consistency_kl, kl_uniform, neighbour_disagreement,
                                     shifted_and_warped, unequal_usage_minus_information)
+from uvac.neighbours import mine_neighbours
 from uvac.training import TrainConfig, train
 
 SHAPE = (1, 16, 32)  # tiny spectrograms: the real architecture, a fraction of the cost
@@ -364,6 +365,16 @@ def test_neighbour_weight_adds_the_neighbours_disagreement_and_trains_on_mined_n
         train(fresh("cat_uvac"), x, mask, quick(epochs=2, neighbour_weight=10.0, neighbour_count=3)))
 
 
+def test_the_loop_mines_neighbours_in_the_configured_space_with_the_clips_mask(monkeypatch):
+    x, mask = spectrograms()
+    seen, real_batch = [], training.neighbour_batch
+    monkeypatch.setattr(training, "neighbour_batch", lambda x_, nb, idx: seen.append(nb) or real_batch(x_, nb, idx))
+    for space in ("input", "log_cmn"):
+        train(fresh("cat_uvac"), x, mask, quick(epochs=1, neighbour_weight=1.0, neighbour_count=3, neighbour_space=space))
+        assert np.array_equal(seen[-1].numpy(), mine_neighbours(x, 3, space=space, mask=mask))
+    assert not np.array_equal(seen[0].numpy(), seen[-1].numpy())  # the space matters on these clips
+
+
 def test_remedies_are_refused_where_they_do_not_apply():
     x, mask = spectrograms()
     with pytest.raises(ValueError, match="only uvac"):
@@ -379,6 +390,8 @@ def test_remedies_are_refused_where_they_do_not_apply():
         TrainConfig(neighbour_count=0)
     with pytest.raises(ValueError, match="16 training clips, got neighbour_count=16"):
         train(fresh("cat_uvac"), x, mask, quick(neighbour_weight=1.0, neighbour_count=16))
+    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, got 'log'"):
+        TrainConfig(neighbour_space="log")
 
 
 # --- estimators --------------------------------------------------------------------------------------

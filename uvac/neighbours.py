@@ -2,7 +2,10 @@
 et al. 2020): a clip and one of its nearest training clips should share a cluster.
 
 Distances are taken in a PCA of the flattened input, fitted a block of rows at a time
-(IncrementalPCA), so that a feature cache read from disk is never loaded whole.
+(IncrementalPCA), so that a feature cache read from disk is never loaded whole. In the space
+"log_cmn" the input is first taken to log magnitudes less each band's mean over the clip's active
+frames (cepstral mean normalisation): a speaker's or a channel's fixed spectral colouring no longer
+decides who a clip's neighbours are (benchmarks/input_neighbours.py --transform log-cmn).
 """
 from __future__ import annotations
 
@@ -19,20 +22,45 @@ def row_blocks(n: int, rows: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def mine_neighbours(x, n_neighbours: int = 5, n_components: int = 100) -> np.ndarray:
+NEIGHBOUR_SPACES = ("input", "log_cmn")
+LOG_FLOOR = 1e-3  # the input lies in [0, 1]; the floor keeps near-silent bins from dominating the log
+
+
+def log_cmn(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(N, 1, F, T) spectrograms → log magnitudes less each band's mean over the clip's active frames
+    (mask (N, T); None: all active); padded frames are 0."""
+    log = np.log(np.asarray(x, np.float32) + LOG_FLOOR)
+    active = np.ones((len(log), 1, 1, log.shape[-1]), bool) if mask is None \
+        else np.asarray(mask).astype(bool)[:, None, None, :]
+    mean = np.where(active, log, 0).sum(-1, keepdims=True) / np.maximum(active.sum(-1, keepdims=True), 1)
+    return np.where(active, log - mean, 0).astype(np.float32)
+
+
+def mine_neighbours(x, n_neighbours: int = 5, n_components: int = 100, space: str = "input",
+                    mask=None) -> np.ndarray:
     """(N, n_neighbours) indices of each clip's nearest other clips, nearest first, in the PCA
     (n_components, fewer where the data have fewer rows or columns) of the flattened clips of x,
-    an array or an NpzRows."""
+    an array or an NpzRows, as they are (space "input") or after log_cmn with mask (space "log_cmn")."""
     n, dims = len(x), int(np.prod(x.shape[1:]))
     if not 1 <= n_neighbours < n:
         raise ValueError(f"neighbour consistency needs 1 <= neighbour_count < the {n} training clips, "
                          f"got neighbour_count={n_neighbours}")
+    if space not in NEIGHBOUR_SPACES:
+        raise ValueError(f"neighbour_space must be one of {', '.join(NEIGHBOUR_SPACES)}, got {space!r}")
+    if space == "log_cmn" and len(x.shape) != 4:
+        raise ValueError(f"neighbour_space log_cmn needs spectrograms (N, 1, bins, frames), got shape {tuple(x.shape)}")
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        block = np.asarray(x[start:stop], np.float32)
+        if space == "log_cmn":
+            block = log_cmn(block, None if mask is None else mask[start:stop])
+        return block.reshape(stop - start, -1)
+
     blocks = row_blocks(n, max(CHUNK_ROWS, n_components))
     pca = IncrementalPCA(min(n_components, dims, min(stop - start for start, stop in blocks)))
     for start, stop in blocks:
-        pca.partial_fit(np.asarray(x[start:stop], np.float32).reshape(stop - start, -1))
-    reduced = np.concatenate([pca.transform(np.asarray(x[start:stop], np.float32).reshape(stop - start, -1))
-                              for start, stop in blocks])
+        pca.partial_fit(rows(start, stop))
+    reduced = np.concatenate([pca.transform(rows(start, stop)) for start, stop in blocks])
     nearest = NearestNeighbors(n_neighbors=n_neighbours + 1).fit(reduced).kneighbors(reduced, return_distance=False)
     return drop_self(nearest)
 

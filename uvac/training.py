@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from uvac.clip_store import CHUNK_ROWS, NpzRows, chunks
 from uvac.io import atomic_path
-from uvac.neighbours import mine_neighbours
+from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours
 
 log = logging.getLogger("uvac.training")
 CHECKPOINT = "checkpoint.pt"
@@ -64,6 +64,7 @@ class TrainConfig:
     consistency_shift: int = 8      # cat_uvac: largest time shift of those views, in frames
     neighbour_weight: float = 0.0   # cat_uvac: weight of -log sum_k q(k|x) q(k|n), n one of x's nearest clips; 0 = off
     neighbour_count: int = 5        # cat_uvac: n is drawn each step from this many nearest training clips
+    neighbour_space: str = "input"  # cat_uvac: nearest in the input, or in log_cmn (log, less each band's clip mean)
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
@@ -89,6 +90,8 @@ class TrainConfig:
             problems.append(f"logvar_clamp must be (min, max) with min < max, got {self.logvar_clamp}")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.neighbour_space not in NEIGHBOUR_SPACES:
+            problems.append(f"neighbour_space must be one of {', '.join(NEIGHBOUR_SPACES)}, got {self.neighbour_space!r}")
         if self.recon not in ("bce", "mse"):
             problems.append(f"recon must be 'bce' or 'mse', got {self.recon!r}")
         if problems:
@@ -152,8 +155,11 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
             optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)  # fresh moments for the full loss
 
     if cfg.neighbour_weight:
-        neighbours = torch.from_numpy(mine_neighbours(x.cpu() if torch.is_tensor(x) else x, cfg.neighbour_count))
-        log.info("%s: mined the %d nearest clips of each of %d training clips", model.kind, cfg.neighbour_count, len(x))
+        neighbours = torch.from_numpy(mine_neighbours(x.cpu() if torch.is_tensor(x) else x, cfg.neighbour_count,
+                                                      space=cfg.neighbour_space,
+                                                      mask=None if mask is None else mask.cpu().numpy()))
+        log.info("%s: mined the %d nearest clips (%s) of each of %d training clips", model.kind, cfg.neighbour_count,
+                 cfg.neighbour_space, len(x))
     n_batches = math.ceil(len(x) / cfg.batch_size)
     bar = tqdm(total=cfg.epochs * n_batches, initial=start * n_batches, disable=not cfg.progress,
                desc=model.kind, unit="batch", dynamic_ncols=True)
