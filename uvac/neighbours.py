@@ -5,7 +5,7 @@ Distances are taken in a PCA of the flattened input, fitted a block of rows at a
 (IncrementalPCA), so that a feature cache read from disk is never loaded whole. In the space
 "log_cmn" the input is first taken to log magnitudes less each band's mean over the clip's active
 frames (cepstral mean normalisation): a speaker's or a channel's fixed spectral colouring no longer
-decides who a clip's neighbours are (benchmarks/input_neighbours.py --transform log-cmn).
+decides who a clip's neighbours are (benchmarks/input_neighbours.py --space log_cmn).
 """
 from __future__ import annotations
 
