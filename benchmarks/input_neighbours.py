@@ -9,7 +9,8 @@ within each speaker, to tell a neighbour graph that joins a class across speaker
 joins it only within a speaker. `--space log_cmn` asks the same of the log magnitudes with each
 band's mean over the clip's active frames taken away (cepstral mean normalisation, the usual way
 to take a speaker's or a channel's spectral colouring out of speech features; Categorical UVAC's
-neighbour_space).
+neighbour_space); `--space log_cmn_stretched` also stretches each clip's active frames over all its
+frames.
 
     .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space log_cmn]
 """
@@ -26,7 +27,7 @@ from sklearn.decomposition import PCA
 from common import OUT_DIR, write_report  # benchmarks/common.py
 from uvac.baselines import flat
 from uvac.metrics import unsupervised_accuracy
-from uvac.neighbours import NEIGHBOUR_SPACES, log_cmn, mine_neighbours
+from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours, to_space
 from uvac.pipeline import load_split
 
 
@@ -50,16 +51,14 @@ def main() -> None:
     ap.add_argument("--components", type=int, default=100, help="PCA dimensions of the flattened input")
     ap.add_argument("--neighbours", type=int, nargs="+", default=[1, 5, 20], help="neighbour counts to report")
     ap.add_argument("--space", choices=NEIGHBOUR_SPACES, default="input",
-                    help="the input as K-means sees it, or its log magnitudes less each band's clip mean")
+                    help="the input as K-means sees it, or as uvac.neighbours.to_space gives it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None,
-                    help="report path (default results/benchmarks/input_neighbours_<dataset>[_log_cmn].json)")
+                    help="report path (default results/benchmarks/input_neighbours_<dataset>[_<space>].json)")
     args = ap.parse_args()
 
     splits = [load_split(args.features, name) for name in ("train", "test")]
-    x = np.concatenate([s["x"] for s in splits])
-    if args.space == "log_cmn":
-        x = log_cmn(x, np.concatenate([s["mask"] for s in splits]))
+    x = to_space(np.concatenate([s["x"] for s in splits]), np.concatenate([s["mask"] for s in splits]), args.space)
     labels = np.concatenate([s["label_id"] for s in splits])
     clip_ids = np.concatenate([s["clip_id"] for s in splits])
     if (labels < 0).any():

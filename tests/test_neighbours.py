@@ -1,11 +1,12 @@
 """uvac.neighbours: each clip's nearest other clips, nearest first, the same from an array and from a
-feature cache read block by block; in log_cmn space a fixed per-band colouring no longer decides them."""
+feature cache read block by block; in log_cmn space a fixed per-band colouring no longer decides them,
+and in log_cmn_stretched space neither does the speaking rate."""
 import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from uvac.clip_store import CHUNK_ROWS, NpzRows
-from uvac.neighbours import LOG_FLOOR, drop_self, log_cmn, mine_neighbours, row_blocks
+from uvac.neighbours import LOG_FLOOR, drop_self, log_cmn, mine_neighbours, row_blocks, stretch_active
 
 
 def test_mined_neighbours_are_the_nearest_other_clips_nearest_first():
@@ -79,5 +80,45 @@ def test_in_log_cmn_space_neighbours_follow_the_pattern_not_the_speakers_colouri
     second = {space: mine_neighbours(x, 2, space=space)[:, 1] for space in ("input", "log_cmn")}
     assert (speaker[second["input"]] == speaker).all() and (pattern[second["input"]] != pattern).all()
     assert (pattern[second["log_cmn"]] == pattern).all()
-    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, got 'cepstrum'"):
+    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, log_cmn_stretched, got 'cepstrum'"):
         mine_neighbours(x, 2, space="cepstrum")
+    with pytest.raises(ValueError, match=r"log_cmn needs spectrograms \(N, 1, bins, frames\), got shape \(8, 80\)"):
+        mine_neighbours(x.reshape(8, 80), 2, space="log_cmn")
+
+
+def test_stretch_active_lines_up_a_quick_and_a_slow_clip_and_ignores_padded_frames():
+    # a rise over 4 active frames and over 10, in 12 frames: stretched, both are the same rise over all 12
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (3, 1, 2, 12)).astype(np.float32)
+    mask = np.zeros((3, 12), bool)
+    for i, n in enumerate([4, 10]):
+        x[i, 0, :, :n] = np.linspace(0, 1, n)
+        mask[i, :n] = True
+    stretched = stretch_active(x, mask)
+    np.testing.assert_allclose(stretched[:2], np.broadcast_to(np.linspace(0, 1, 12), (2, 1, 2, 12)), atol=1e-6)
+    np.testing.assert_array_equal(stretched[2], x[2])  # no active frame: taken whole
+    np.testing.assert_array_equal(stretch_active(x), x)  # no mask: every frame is active already
+    repadded = x.copy()
+    repadded[0, ..., 4:] = 5.0
+    np.testing.assert_array_equal(stretch_active(repadded, mask)[0], stretched[0])
+
+
+def test_in_log_cmn_stretched_space_neighbours_follow_the_word_not_the_speaking_rate():
+    # two words (a pattern and its reverse in time) x two rates (6 and 16 active frames of 16), two
+    # noisy clips of each pair: a clip's second nearest says which of word or rate decides
+    rng = np.random.default_rng(0)
+    bands, frames = 8, 16
+    band = np.linspace(0, 1, bands)[:, None]
+    words = [lambda u: np.sin(3 * u + 4 * band), lambda u: np.sin(3 * (1 - u) + 4 * band)]
+    pairs = [(w, r) for w in range(2) for r in range(2) for _ in range(2)]
+    x = np.zeros((len(pairs), 1, bands, frames), np.float32)
+    mask = np.zeros((len(pairs), frames), bool)
+    for i, (w, r) in enumerate(pairs):
+        n = [6, 16][r]
+        log = -2 + 0.8 * words[w](np.linspace(0, 1, n)) + rng.normal(0, 0.05, (bands, n))
+        x[i, 0, :, :n] = np.exp(log) - LOG_FLOOR
+        mask[i, :n] = True
+    word, rate = np.array(pairs).T
+    second = {space: mine_neighbours(x, 2, space=space, mask=mask)[:, 1] for space in ("input", "log_cmn_stretched")}
+    assert (rate[second["input"]] == rate).all() and (word[second["input"]] != word).all()
+    assert (word[second["log_cmn_stretched"]] == word).all()

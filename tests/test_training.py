@@ -12,7 +12,7 @@ from uvac.estimators import UVAC, CategoricalUVAC, LinearVAE
 from uvac.models import MODELS
 from uvac.models.categorical import (categorical_kl_paid, consistency_kl, kl_uniform, neighbour_disagreement,
                                     shifted_and_warped, unequal_usage_minus_information)
-from uvac.neighbours import mine_neighbours
+from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours
 from uvac.training import TrainConfig, train
 
 SHAPE = (1, 16, 32)  # tiny spectrograms: the real architecture, a fraction of the cost
@@ -369,7 +369,7 @@ def test_the_loop_mines_neighbours_in_the_configured_space_with_the_clips_mask(m
     x, mask = spectrograms()
     seen, real_batch = [], training.neighbour_batch
     monkeypatch.setattr(training, "neighbour_batch", lambda x_, nb, idx: seen.append(nb) or real_batch(x_, nb, idx))
-    for space in ("input", "log_cmn"):
+    for space in NEIGHBOUR_SPACES:
         train(fresh("cat_uvac"), x, mask, quick(epochs=1, neighbour_weight=1.0, neighbour_count=3, neighbour_space=space))
         assert np.array_equal(seen[-1].numpy(), mine_neighbours(x, 3, space=space, mask=mask))
     assert not np.array_equal(seen[0].numpy(), seen[-1].numpy())  # the space matters on these clips
@@ -390,7 +390,7 @@ def test_remedies_are_refused_where_they_do_not_apply():
         TrainConfig(neighbour_count=0)
     with pytest.raises(ValueError, match="16 training clips, got neighbour_count=16"):
         train(fresh("cat_uvac"), x, mask, quick(neighbour_weight=1.0, neighbour_count=16))
-    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, got 'log'"):
+    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, log_cmn_stretched, got 'log'"):
         TrainConfig(neighbour_space="log")
 
 

@@ -5,7 +5,9 @@ Distances are taken in a PCA of the flattened input, fitted a block of rows at a
 (IncrementalPCA), so that a feature cache read from disk is never loaded whole. In the space
 "log_cmn" the input is first taken to log magnitudes less each band's mean over the clip's active
 frames (cepstral mean normalisation): a speaker's or a channel's fixed spectral colouring no longer
-decides who a clip's neighbours are (benchmarks/input_neighbours.py --space log_cmn).
+decides who a clip's neighbours are (benchmarks/input_neighbours.py --space log_cmn). In the space
+"log_cmn_stretched" each clip's active frames are then stretched in time over all its frames, so that
+a slow and a quick speaker's word line up too.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def row_blocks(n: int, rows: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-NEIGHBOUR_SPACES = ("input", "log_cmn")
+NEIGHBOUR_SPACES = ("input", "log_cmn", "log_cmn_stretched")
 LOG_FLOOR = 1e-3  # the input lies in [0, 1]; the floor keeps near-silent bins from dominating the log
 
 
@@ -36,24 +38,48 @@ def log_cmn(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return np.where(active, log - mean, 0).astype(np.float32)
 
 
+def stretch_active(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, F, T) → each clip's active frames (mask (N, T); None: all active), in order, linearly
+    interpolated onto all T frames: every clip then spans the same frames whatever its length. A clip
+    with no active frame is taken whole."""
+    x = np.asarray(x, np.float32)
+    frames = x.shape[-1]
+    out = np.empty_like(x)
+    for i, clip in enumerate(x):
+        active = np.flatnonzero(mask[i]) if mask is not None and np.any(mask[i]) else np.arange(frames)
+        position = np.linspace(0, len(active) - 1, frames)
+        low = np.floor(position).astype(int)
+        high = np.minimum(low + 1, len(active) - 1)
+        weight = (position - low).astype(np.float32)
+        out[i] = clip[..., active[low]] * (1 - weight) + clip[..., active[high]] * weight
+    return out
+
+
+def to_space(x: np.ndarray, mask: np.ndarray | None, space: str) -> np.ndarray:
+    """Clips (N, 1, F, T) as the neighbours are mined in `space` (one of NEIGHBOUR_SPACES)."""
+    if space == "input":
+        return np.asarray(x, np.float32)
+    if len(x.shape) != 4:
+        raise ValueError(f"neighbour_space {space} needs spectrograms (N, 1, bins, frames), got shape {tuple(x.shape)}")
+    cmn = log_cmn(x, mask)
+    return stretch_active(cmn, mask) if space == "log_cmn_stretched" else cmn
+
+
 def mine_neighbours(x, n_neighbours: int = 5, n_components: int = 100, space: str = "input",
                     mask=None) -> np.ndarray:
     """(N, n_neighbours) indices of each clip's nearest other clips, nearest first, in the PCA
     (n_components, fewer where the data have fewer rows or columns) of the flattened clips of x,
-    an array or an NpzRows, as they are (space "input") or after log_cmn with mask (space "log_cmn")."""
+    an array or an NpzRows, as they are (space "input") or after log_cmn with mask ("log_cmn"), then
+    stretch_active ("log_cmn_stretched")."""
     n, dims = len(x), int(np.prod(x.shape[1:]))
     if not 1 <= n_neighbours < n:
         raise ValueError(f"neighbour consistency needs 1 <= neighbour_count < the {n} training clips, "
                          f"got neighbour_count={n_neighbours}")
     if space not in NEIGHBOUR_SPACES:
         raise ValueError(f"neighbour_space must be one of {', '.join(NEIGHBOUR_SPACES)}, got {space!r}")
-    if space == "log_cmn" and len(x.shape) != 4:
-        raise ValueError(f"neighbour_space log_cmn needs spectrograms (N, 1, bins, frames), got shape {tuple(x.shape)}")
 
     def rows(start: int, stop: int) -> np.ndarray:
-        block = np.asarray(x[start:stop], np.float32)
-        if space == "log_cmn":
-            block = log_cmn(block, None if mask is None else mask[start:stop])
+        block = to_space(x[start:stop], None if mask is None else mask[start:stop], space)
         return block.reshape(stop - start, -1)
 
     blocks = row_blocks(n, max(CHUNK_ROWS, n_components))

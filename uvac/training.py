@@ -64,7 +64,7 @@ class TrainConfig:
     consistency_shift: int = 8      # cat_uvac: largest time shift of those views, in frames
     neighbour_weight: float = 0.0   # cat_uvac: weight of -log sum_k q(k|x) q(k|n), n one of x's nearest clips; 0 = off
     neighbour_count: int = 5        # cat_uvac: n is drawn each step from this many nearest training clips
-    neighbour_space: str = "input"  # cat_uvac: nearest in the input, or in log_cmn (log, less each band's clip mean)
+    neighbour_space: str = "input"  # cat_uvac: one of uvac.neighbours.NEIGHBOUR_SPACES
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
