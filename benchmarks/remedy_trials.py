@@ -19,7 +19,8 @@ probe of the model's embedding (as benchmarks/linear_probe.py) and the fit time.
                      clip and of its view (IIC, Ji et al. 2019), symmetrised joint over the batch
   (neighbour consistency, `--change neighbours` in commits fd465fc to 0008c4c, is now the neighbour_weight
   setting of Categorical UVAC: `--set neighbour_weight=30`, or the method cat_uvac_neighbours; its
-  neighbours in log-CMN magnitudes are `--set neighbour_space='"log_cmn"'`, or cat_uvac_neighbours_cmn)
+  neighbours in log-CMN magnitudes are `--set neighbour_space='"log_cmn"'`, or cat_uvac_neighbours_cmn;
+  log_cmn_stretched is cat_uvac_neighbours_stretched)
 
     .venv/bin/python benchmarks/remedy_trials.py data/features/fsdd cat_uvac_info_consistency \\
         --configfile config/cpu-accuracy.yaml --change dense_decoder --set lr_start=0.005
