@@ -12,7 +12,7 @@ to take a speaker's or a channel's spectral colouring out of speech features; Ca
 neighbour_space); `--space log_cmn_stretched` also stretches each clip's active frames over all its
 frames.
 
-    .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space log_cmn]
+    .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space log_cmn | log_cmn_stretched]
 """
 from __future__ import annotations
 
