@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, in one short run: the CUDA tests and the training-throughput
+# benchmark on the GPU. Needs only python3 with torch, numpy, scikit-learn, tqdm and pytest (no
+# project install, no audio libraries). Writes its logs and JSON into the folder given (default
+# results/benchmarks).
+#
+#     bash benchmarks/gpu_checks.sh [OUT_DIR]
+set -uo pipefail
+out=${1:-results/benchmarks}
+mkdir -p "$out"
+export PYTHONPATH="$PWD:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+status=0
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$out/gpu.txt"
+# --noconftest: the shared fixtures write audio with soundfile, which these tests do not need
+python3 -m pytest tests/test_cuda.py --noconftest -p no:cacheprovider -ra 2>&1 | tee "$out/test_cuda.log" || status=1
+python3 benchmarks/train_throughput.py --device cuda --out "$out/train_throughput_cuda.json" 2>&1 \
+    | tee "$out/train_throughput_cuda.log" || status=1
+exit $status
