@@ -14,6 +14,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee 
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$out/gpu.txt"
 # --noconftest: the shared fixtures write audio with soundfile, which these tests do not need
 python3 -m pytest tests/test_cuda.py --noconftest -p no:cacheprovider -ra 2>&1 | tee "$out/test_cuda.log" || status=1
-python3 benchmarks/train_throughput.py --device cuda --out "$out/train_throughput_cuda.json" 2>&1 \
-    | tee "$out/train_throughput_cuda.log" || status=1
+# the papers' batch of 64, then larger batches: is the step launch-bound or compute-bound?
+for batch in 64 256 1024; do
+    python3 benchmarks/train_throughput.py --device cuda --batch $batch --out "$out/train_throughput_cuda_b$batch.json" \
+        2>&1 | tee -a "$out/train_throughput_cuda.log" || status=1
+done
 exit $status

@@ -1,10 +1,10 @@
-"""UVAC training throughput: clips per second at batch 64 on the paper input (1, 128, 99),
+"""UVAC training throughput: clips per second at batch 64 (or --batch) on the paper input (1, 128, 99),
 against a naive reference measured in the same run, and against the machine's matmul rate.
 
 - ours: the real loop (uvac.training.train) on random clips, steady-state epochs (the first
   epoch is warm-up and dropped);
 - naive: what a researcher writes first — a torch Dataset returning one clip at a time, a default
-  DataLoader (batch 64, shuffle), float32, torch's default threads, the same model and loss;
+  DataLoader (the same batch, shuffle), float32, torch's default threads, the same model and loss;
 - utilisation: FLOPs of one training step (torch.utils.flop_counter) × steps per second, divided
   by the FLOP/s of a dense float32 matmul timed on the same device in the same run.
 
@@ -12,7 +12,7 @@ The two loops alternate (ours, naive, ours, naive, ...) so that load on a shared
 both; the medians are compared. On CUDA, ours runs with and without bfloat16 autocast.
 Prints a table and writes results/benchmarks/train_throughput.json.
 
-    python benchmarks/train_throughput.py [--device auto|cpu|cuda] [--clips N] [--rounds N]
+    python benchmarks/train_throughput.py [--device auto|cpu|cuda] [--clips N] [--batch N] [--rounds N]
 """
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ def new_model(device):
     return MODELS["uvac"](SHAPE, n_clusters=10, latent_dim=10).to(device)
 
 
-def ours(x, mask, device, amp: bool) -> float:
+def ours(x, mask, device, amp: bool, batch: int) -> float:
     """Seconds of one steady-state epoch of uvac.training.train (median of the epochs after the first)."""
-    cfg = TrainConfig(epochs=3, batch_size=BATCH, device=device.type, amp=amp, progress=False)
+    cfg = TrainConfig(epochs=3, batch_size=batch, device=device.type, amp=amp, progress=False)
     history = train(new_model(device), x, mask, cfg)
     return float(np.median([row["seconds"] for row in history[1:]]))
 
@@ -68,11 +68,11 @@ class OneClip(Dataset):
         return torch.from_numpy(self.x[i]), torch.from_numpy(self.mask[i])
 
 
-def naive(x, mask, device) -> float:
+def naive(x, mask, device, batch: int) -> float:
     """Seconds of one epoch of the textbook loop (after one warm-up epoch)."""
     model = new_model(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    loader = DataLoader(OneClip(x, mask), batch_size=BATCH, shuffle=True)
+    loader = DataLoader(OneClip(x, mask), batch_size=batch, shuffle=True)
     seconds = []
     for _ in range(2):
         t0 = time.perf_counter()
@@ -87,11 +87,11 @@ def naive(x, mask, device) -> float:
     return seconds[-1]
 
 
-def step_flops(device) -> int:
-    """FLOPs of one training step (forward + backward) at batch 64, as torch counts them."""
+def step_flops(device, batch: int) -> int:
+    """FLOPs of one training step (forward + backward), as torch counts them."""
     model = new_model(device)
-    x = torch.rand(BATCH, *SHAPE, device=device)
-    mask = torch.ones(BATCH, SHAPE[2], device=device)
+    x = torch.rand(batch, *SHAPE, device=device)
+    mask = torch.ones(batch, SHAPE[2], device=device)
     with FlopCounterMode(display=False) as counter:
         model.loss(x, mask, **LOSS)["loss"].backward()
     return counter.get_total_flops()
@@ -125,6 +125,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--clips", type=int, default=0, help="clips per epoch (0 = 640 on CPU, 6400 on CUDA)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="clips per step (the papers': 64)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of ours and naive")
     parser.add_argument("--out", default="results/benchmarks/train_throughput.json")
     args = parser.parse_args(argv)
@@ -136,14 +137,14 @@ def main(argv=None) -> dict:
     times = {"naive": [], **{f"ours{'_amp' if amp else ''}": [] for amp in amps}}
     for _ in range(args.rounds):
         for amp in amps:
-            times[f"ours{'_amp' if amp else ''}"].append(ours(x, mask, device, amp))
-        times["naive"].append(naive(x, mask, device))
-    flops, peak = step_flops(device), matmul_flops_per_s(device)
+            times[f"ours{'_amp' if amp else ''}"].append(ours(x, mask, device, amp, args.batch))
+        times["naive"].append(naive(x, mask, device, args.batch))
+    flops, peak = step_flops(device, args.batch), matmul_flops_per_s(device)
 
     rows = []
     for name, seconds in times.items():
         per_epoch = float(np.median(seconds))
-        steps_per_s = -(-clips // BATCH) / per_epoch
+        steps_per_s = -(-clips // args.batch) / per_epoch
         rows.append({"loop": name, "clips_per_s": clips / per_epoch, "ms_per_step": 1000 / steps_per_s,
                      "epoch_seconds": seconds, "utilisation": flops * steps_per_s / peak})
     naive_rate = next(r["clips_per_s"] for r in rows if r["loop"] == "naive")
@@ -151,7 +152,7 @@ def main(argv=None) -> dict:
         r["speedup_vs_naive"] = r["clips_per_s"] / naive_rate
     best = max(r["speedup_vs_naive"] for r in rows if r["loop"] != "naive")
 
-    print(f"UVAC training, input {SHAPE}, batch {BATCH}, {clips} clips, {device_name(device)}, "
+    print(f"UVAC training, input {SHAPE}, batch {args.batch}, {clips} clips, {device_name(device)}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"{'loop':<10}{'clips/s':>10}{'ms/step':>10}{'vs naive':>10}{'FLOP/s / matmul':>17}")
     for r in rows:
@@ -160,11 +161,11 @@ def main(argv=None) -> dict:
     print(f"step: {flops / 1e9:.1f} GFLOP; dense matmul: {peak / 1e9:.1f} GFLOP/s")
     report = {"benchmark": "train_throughput", "device": device.type, "device_name": device_name(device),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "input_shape": list(SHAPE),
-              "batch_size": BATCH, "clips": clips, "step_gflop": flops / 1e9, "matmul_gflop_per_s": peak / 1e9,
+              "batch_size": args.batch, "clips": clips, "step_gflop": flops / 1e9, "matmul_gflop_per_s": peak / 1e9,
               "rows": rows,
               "targets": [{"target": "training >= 1.5x the naive DataLoader loop (CPU)" if device.type == "cpu"
                            else "training vs the naive DataLoader loop (CUDA)",
-                           "figure": f"{best:.2f}x", "met": best >= 1.5}]}
+                           "figure": f"{best:.2f}x", "met": best >= 1.5 if device.type == "cpu" else None}]}
     write_report(args.out, report)
     return report
 

