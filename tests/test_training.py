@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_info
 
 import uvac.training as training
 from uvac.estimators import UVAC, CategoricalUVAC, LinearVAE
@@ -373,6 +374,20 @@ def test_the_loop_mines_neighbours_in_the_configured_space_with_the_clips_mask(m
         train(fresh("cat_uvac"), x, mask, quick(epochs=1, neighbour_weight=1.0, neighbour_count=3, neighbour_space=space))
         assert np.array_equal(seen[-1].numpy(), mine_neighbours(x, 3, space=space, mask=mask))
     assert not np.array_equal(seen[0].numpy(), seen[-1].numpy())  # the space matters on these clips
+
+
+def test_neighbour_mining_keeps_to_the_threads_the_job_declared(monkeypatch):
+    """Several jobs on one machine each mine with PCA; BLAS would otherwise take every core in each."""
+    x, mask = spectrograms()
+    blas_threads, real_mine = [], training.mine_neighbours
+
+    def mine(*args, **kw):
+        blas_threads.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+        return real_mine(*args, **kw)
+
+    monkeypatch.setattr(training, "mine_neighbours", mine)
+    train(fresh("cat_uvac"), x, mask, quick(epochs=1, neighbour_weight=1.0, neighbour_count=3, threads=1))
+    assert blas_threads == [{1}]
 
 
 def test_remedies_are_refused_where_they_do_not_apply():

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from uvac.clip_store import CHUNK_ROWS, NpzRows, chunks
@@ -161,9 +162,10 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
             optimizer = adam(model, cfg.lr_start, device)  # fresh moments for the full loss
 
     if cfg.neighbour_weight:
-        neighbours = torch.from_numpy(mine_neighbours(x.cpu() if torch.is_tensor(x) else x, cfg.neighbour_count,
-                                                      space=cfg.neighbour_space,
-                                                      mask=None if mask is None else mask.cpu().numpy()))
+        with threadpool_limits(cfg.threads or None):  # the BLAS under PCA too keeps to the job's declared threads
+            neighbours = torch.from_numpy(mine_neighbours(x.cpu() if torch.is_tensor(x) else x, cfg.neighbour_count,
+                                                          space=cfg.neighbour_space,
+                                                          mask=None if mask is None else mask.cpu().numpy()))
         log.info("%s: mined the %d nearest clips (%s) of each of %d training clips", model.kind, cfg.neighbour_count,
                  cfg.neighbour_space, len(x))
     n_batches = math.ceil(len(x) / cfg.batch_size)
