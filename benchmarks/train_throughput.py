@@ -8,11 +8,14 @@ against a naive reference measured in the same run, and against the machine's ma
 - utilisation: FLOPs of one training step (torch.utils.flop_counter) × steps per second, divided
   by the FLOP/s of a dense float32 matmul timed on the same device in the same run.
 
-The two loops alternate (ours, naive, ours, naive, ...) so that load on a shared machine hits
-both; the medians are compared. On CUDA, ours runs with and without bfloat16 autocast.
+The loops alternate (ours, naive, ours, naive, ...) so that load on a shared machine hits
+all; the medians are compared. On CUDA, ours also runs with bfloat16 autocast and compiled
+(train.compile: CUDA graphs); the compiled loop's first epoch, which compiles, is reported apart.
+`--model cat_uvac` measures Categorical UVAC (the paper's loss, tau annealed each epoch) instead.
 Prints a table and writes results/benchmarks/train_throughput.json.
 
-    python benchmarks/train_throughput.py [--device auto|cpu|cuda] [--clips N] [--batch N] [--rounds N]
+    python benchmarks/train_throughput.py [--device auto|cpu|cuda] [--model uvac|cat_uvac] [--clips N]
+                                          [--batch N] [--rounds N]
 """
 from __future__ import annotations
 
@@ -45,16 +48,17 @@ def data(clips: int):
     return x, mask
 
 
-def new_model(device):
+def new_model(kind, device):
     torch.manual_seed(0)
-    return MODELS["uvac"](SHAPE, n_clusters=10, latent_dim=10).to(device)
+    return MODELS[kind](SHAPE, n_clusters=10, latent_dim=10).to(device)
 
 
-def ours(x, mask, device, amp: bool, batch: int) -> float:
-    """Seconds of one steady-state epoch of uvac.training.train (median of the epochs after the first)."""
-    cfg = TrainConfig(epochs=3, batch_size=batch, device=device.type, amp=amp, progress=False)
-    history = train(new_model(device), x, mask, cfg)
-    return float(np.median([row["seconds"] for row in history[1:]]))
+def ours(kind, x, mask, device, batch: int, **settings) -> tuple[float, float]:
+    """Seconds of one steady-state epoch of uvac.training.train (median of the epochs after the
+    first), and of the first epoch (warm-up; for a compiled loop, the compiling)."""
+    cfg = TrainConfig(epochs=3, batch_size=batch, device=device.type, progress=False, **settings)
+    seconds = [row["seconds"] for row in train(new_model(kind, device), x, mask, cfg)]
+    return float(np.median(seconds[1:])), seconds[0]
 
 
 class OneClip(Dataset):
@@ -68,9 +72,9 @@ class OneClip(Dataset):
         return torch.from_numpy(self.x[i]), torch.from_numpy(self.mask[i])
 
 
-def naive(x, mask, device, batch: int) -> float:
+def naive(kind, x, mask, device, batch: int) -> float:
     """Seconds of one epoch of the textbook loop (after one warm-up epoch)."""
-    model = new_model(device)
+    model = new_model(kind, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     loader = DataLoader(OneClip(x, mask), batch_size=batch, shuffle=True)
     seconds = []
@@ -87,9 +91,9 @@ def naive(x, mask, device, batch: int) -> float:
     return seconds[-1]
 
 
-def step_flops(device, batch: int) -> int:
+def step_flops(kind, device, batch: int) -> int:
     """FLOPs of one training step (forward + backward), as torch counts them."""
-    model = new_model(device)
+    model = new_model(kind, device)
     x = torch.rand(batch, *SHAPE, device=device)
     mask = torch.ones(batch, SHAPE[2], device=device)
     with FlopCounterMode(display=False) as counter:
@@ -124,6 +128,7 @@ def device_name(device) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--model", default="uvac", choices=["uvac", "cat_uvac"])
     parser.add_argument("--clips", type=int, default=0, help="clips per epoch (0 = 640 on CPU, 6400 on CUDA)")
     parser.add_argument("--batch", type=int, default=BATCH, help="clips per step (the papers': 64)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of ours and naive")
@@ -133,33 +138,39 @@ def main(argv=None) -> dict:
     device = resolve_device(args.device)
     clips = args.clips or (6400 if device.type == "cuda" else 640)
     x, mask = data(clips)
-    amps = (False, True) if device.type == "cuda" else (False,)
-    times = {"naive": [], **{f"ours{'_amp' if amp else ''}": [] for amp in amps}}
+    variants = {"ours": {"amp": False}}
+    if device.type == "cuda":
+        variants.update(ours_amp={"amp": True}, ours_compiled={"amp": False, "compile": True})
+    times, first_epoch = {"naive": [], **{name: [] for name in variants}}, {name: [] for name in variants}
     for _ in range(args.rounds):
-        for amp in amps:
-            times[f"ours{'_amp' if amp else ''}"].append(ours(x, mask, device, amp, args.batch))
-        times["naive"].append(naive(x, mask, device, args.batch))
-    flops, peak = step_flops(device, args.batch), matmul_flops_per_s(device)
+        for name, settings in variants.items():
+            steady, first = ours(args.model, x, mask, device, args.batch, **settings)
+            times[name].append(steady)
+            first_epoch[name].append(first)
+        times["naive"].append(naive(args.model, x, mask, device, args.batch))
+    flops, peak = step_flops(args.model, device, args.batch), matmul_flops_per_s(device)
 
     rows = []
     for name, seconds in times.items():
         per_epoch = float(np.median(seconds))
         steps_per_s = -(-clips // args.batch) / per_epoch
         rows.append({"loop": name, "clips_per_s": clips / per_epoch, "ms_per_step": 1000 / steps_per_s,
-                     "epoch_seconds": seconds, "utilisation": flops * steps_per_s / peak})
+                     "epoch_seconds": seconds, "first_epoch_seconds": first_epoch.get(name),
+                     "utilisation": flops * steps_per_s / peak})
     naive_rate = next(r["clips_per_s"] for r in rows if r["loop"] == "naive")
     for r in rows:
         r["speedup_vs_naive"] = r["clips_per_s"] / naive_rate
     best = max(r["speedup_vs_naive"] for r in rows if r["loop"] != "naive")
 
-    print(f"UVAC training, input {SHAPE}, batch {args.batch}, {clips} clips, {device_name(device)}, "
+    print(f"{args.model} training, input {SHAPE}, batch {args.batch}, {clips} clips, {device_name(device)}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{'loop':<10}{'clips/s':>10}{'ms/step':>10}{'vs naive':>10}{'FLOP/s / matmul':>17}")
+    print(f"{'loop':<15}{'clips/s':>10}{'ms/step':>10}{'vs naive':>10}{'FLOP/s / matmul':>17}{'1st epoch s':>13}")
     for r in rows:
-        print(f"{r['loop']:<10}{r['clips_per_s']:>10.1f}{r['ms_per_step']:>10.1f}{r['speedup_vs_naive']:>9.2f}x"
-              f"{r['utilisation']:>16.1%}")
+        first = f"{max(r['first_epoch_seconds']):.1f}" if r["first_epoch_seconds"] else "—"
+        print(f"{r['loop']:<15}{r['clips_per_s']:>10.1f}{r['ms_per_step']:>10.1f}{r['speedup_vs_naive']:>9.2f}x"
+              f"{r['utilisation']:>16.1%}{first:>13}")
     print(f"step: {flops / 1e9:.1f} GFLOP; dense matmul: {peak / 1e9:.1f} GFLOP/s")
-    report = {"benchmark": "train_throughput", "device": device.type, "device_name": device_name(device),
+    report = {"benchmark": "train_throughput", "model": args.model, "device": device.type, "device_name": device_name(device),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "input_shape": list(SHAPE),
               "batch_size": args.batch, "clips": clips, "step_gflop": flops / 1e9, "matmul_gflop_per_s": peak / 1e9,
               "rows": rows,

@@ -1,5 +1,6 @@
-"""The training loop on a CUDA GPU: bfloat16 autocast really runs and learns, weights and results
-move between GPU and CPU, and an interrupted GPU run resumes from its checkpoint.
+"""The training loop on a CUDA GPU: bfloat16 autocast really runs and learns, compiled steps (CUDA
+graphs) learn what eager steps learn without recompiling each epoch, weights and results move
+between GPU and CPU, and an interrupted GPU run resumes from its checkpoint.
 
 Skipped where torch sees no GPU (as on CI). On a GPU machine: `pytest tests/test_cuda.py`.
 """
@@ -8,6 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch._dynamo.utils
+import torch._inductor.config
 
 from test_training import fresh, interrupt_at, quick, spectrograms, without_time
 from uvac.estimators import UVAC, CategoricalUVAC
@@ -50,6 +53,34 @@ def test_bfloat16_training_on_cuda_learns_and_its_weights_infer_alike_on_cpu(kin
     # float32 on both; cuDNN may use TF32 convolutions, hence a tolerance rather than equality
     assert np.allclose(mu_gpu, mu_cpu, atol=2e-2), np.abs(mu_gpu - mu_cpu).max()
     assert np.allclose(np.exp(log_p_gpu), np.exp(log_p_cpu), atol=2e-2)
+
+
+def compiled_training(kind, x, mask, cfg):
+    """The history of a compiled run, and how many graphs Dynamo compiled for it."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    history = train(fresh(kind), x, mask, cfg)
+    return history, torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+
+@pytest.mark.parametrize("kind, settings", [("uvac", {"pretrain_epochs": 2}), ("cat_uvac", NEIGHBOURS)])
+def test_compiled_cuda_training_computes_the_eager_loss_learns_and_compiles_once(kind, settings, monkeypatch):
+    x, mask = spectrograms(60)  # 60 clips in batches of 8: a smaller last batch each epoch
+    cfg = dict(lr_start=5e-3, lr_end=5e-3, kl_warmup_epochs=3, device="cuda", amp=True, **settings)
+    compiled, graphs = compiled_training(kind, x, mask, quick(epochs=6, compile=True, **cfg))
+    _, graphs_in_two_epochs = compiled_training(kind, x, mask, quick(epochs=2, compile=True, **cfg))
+    assert all(math.isfinite(row["loss"]) for row in compiled)
+    assert compiled[-1]["recon"] < 0.8 * compiled[0]["recon"]
+    # tau and the KL weight change every epoch, and do not recompile: later epochs only replay
+    assert graphs == graphs_in_two_epochs > 0
+
+    # one batch of all 60 clips: the first epoch's loss is that of the initial weights, and with
+    # the eager random streams the compiled step computes the eager loss, up to fused rounding
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+    one_batch = dict(cfg, batch_size=64, epochs=1, pretrain_epochs=0)
+    eager = train(fresh(kind), x, mask, quick(**one_batch))
+    same_draws, _ = compiled_training(kind, x, mask, quick(**one_batch, compile=True))
+    assert same_draws[0]["loss"] == pytest.approx(eager[0]["loss"], rel=1e-2)
 
 
 @pytest.mark.parametrize("kind, settings", [("uvac", {}), ("cat_uvac", NEIGHBOURS)])

@@ -1,4 +1,5 @@
 """The training loop and the estimators: learning, determinism, resume, divergence, remedies, persistence."""
+import logging
 import math
 
 import numpy as np
@@ -85,6 +86,16 @@ def test_same_seed_gives_an_identical_history_on_cpu():
     assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
     other = without_time(train(fresh("cat_uvac"), x, mask, quick(seed=4)))
     assert other != runs[0][0]
+
+
+def test_compile_is_left_out_on_cpu_and_says_so(caplog):
+    """Compiling measured no gain on CPU and costs tens of seconds: a CPU run ignores it, visibly."""
+    x, mask = spectrograms()
+    eager = without_time(train(fresh("cat_uvac"), x, mask, quick(seed=3)))
+    with caplog.at_level(logging.INFO, logger="uvac.training"):
+        asked = without_time(train(fresh("cat_uvac"), x, mask, quick(seed=3, compile=True)))
+    assert asked == eager
+    assert "compile: applies on CUDA only" in caplog.text
 
 
 def test_history_rows_and_files(tmp_path):

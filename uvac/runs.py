@@ -28,7 +28,7 @@ def make_estimator(method: dict, k: int, seed: int, train: dict, threads: int | 
     """A params.yaml method variant (plus the execution settings of `train:`) as an estimator;
     threads overrides train.threads (0: torch's default)."""
     settings = {key: value for key, value in method.items() if key not in ("model", "latent_dim")}
-    settings.update(seed=seed, device=train["device"], amp=train["amp"],
+    settings.update(seed=seed, device=train["device"], amp=train["amp"], compile=train["compile"],
                     checkpoint_every=train["checkpoint_every"],
                     threads=train["threads"] if threads is None else threads,
                     progress=sys.stderr.isatty())
