@@ -1,5 +1,5 @@
 """The training loop on a CUDA GPU: bfloat16 autocast really runs and learns, compiled steps (CUDA
-graphs) learn what eager steps learn without recompiling each epoch, weights and results move
+graphs) compute the eager loss, learn, and do not recompile each epoch, weights and results move
 between GPU and CPU, and an interrupted GPU run resumes from its checkpoint.
 
 Skipped where torch sees no GPU (as on CI). On a GPU machine: `pytest tests/test_cuda.py`.
