@@ -8,8 +8,6 @@ probe of the model's embedding (as benchmarks/linear_probe.py) and the fit time.
   dense_decoder      the decoder maps the code to the whole (128, F', T') grid with one linear
                      layer, instead of broadcasting a 128-vector over it (the paper's decoder can
                      only draw time-frequency structure from the grid's edges)
-  uvac_consistency   UVAC: W x KL(gamma(mu(x)) || gamma(mu(view))), the views of the cat_uvac remedy
-  uvac_info          UVAC: W x (KL(mean gamma || uniform) - I(x; c)) on gamma at z = mu
   z_invariance       UVAC: W x sum over dims of (mu(x) - mu(view))^2 / batch variance of mu, in the
                      pre-training and in the full loss: the latent means of a clip and of its view
                      (shifted in time, stretched in frequency like another vocal tract) should agree,
@@ -20,7 +18,8 @@ probe of the model's embedding (as benchmarks/linear_probe.py) and the fit time.
   (neighbour consistency, `--change neighbours` in commits fd465fc to 0008c4c, is now the neighbour_weight
   setting of Categorical UVAC: `--set neighbour_weight=30`, or the method cat_uvac_neighbours; its
   neighbours in log-CMN magnitudes are `--set neighbour_space='"log_cmn"'`, or cat_uvac_neighbours_cmn;
-  log_cmn_stretched is cat_uvac_neighbours_stretched)
+  log_cmn_stretched is cat_uvac_neighbours_stretched; `--change uvac_consistency=W uvac_info=W`, to commit
+  196dbc6, are now settings of UVAC too: `--set consistency_weight=W info_weight=W`)
 
     .venv/bin/python benchmarks/remedy_trials.py data/features/fsdd cat_uvac_info_consistency \\
         --configfile config/cpu-accuracy.yaml --change dense_decoder --set lr_start=0.005
@@ -49,13 +48,12 @@ import uvac.models.categorical as categorical
 import uvac.models.uvac as uvac_model
 from uvac.baselines import fit_predict
 from uvac.metrics import label_scores
-from uvac.models import layers
-from uvac.models.categorical import consistency_kl, unequal_usage_minus_information
+from uvac.models import cluster_remedies, layers
 from uvac.params import load as load_params
 from uvac.pipeline import load_split
 from uvac.runs import ESTIMATORS, latents, make_estimator, write_run_outputs
 
-CHANGES = ("dense_decoder", "uvac_consistency", "uvac_info", "z_invariance", "time_stretch", "iic")
+CHANGES = ("dense_decoder", "z_invariance", "time_stretch", "iic")
 
 
 def patch_dense_decoder(grid: tuple[int, int]) -> None:
@@ -71,30 +69,12 @@ def patch_dense_decoder(grid: tuple[int, int]) -> None:
     uvac_model.Decoder = categorical.Decoder = DenseDecoder
 
 
-def patch_uvac_remedies(consistency: float, info: float) -> None:
-    base_loss = uvac_model.UVAC.loss
-
-    def loss(self, x, mask, **kw):
-        out = base_loss(self, x, mask, **kw)
-        log_gamma = self.cluster_log_probs(self.encode(x)[0])
-        if consistency:
-            view_mu, _ = self.encode(categorical.shifted_and_warped(x, 0.1, 8))
-            out["consistency"] = consistency_kl(log_gamma, self.cluster_log_probs(view_mu))
-            out["loss"] = out["loss"] + consistency * out["consistency"]
-        if info:
-            out["info"] = unequal_usage_minus_information(log_gamma)
-            out["loss"] = out["loss"] + info * out["info"]
-        return out
-
-    uvac_model.UVAC.loss = loss
-
-
 def patch_z_invariance(weight: float) -> None:
     base_loss, base_pretrain = uvac_model.UVAC.loss, uvac_model.UVAC.autoencoder_loss
 
     def invariance(model, x):
         mu, _ = model.encode(x)
-        view_mu, _ = model.encode(categorical.shifted_and_warped(x, 0.1, 8))
+        view_mu, _ = model.encode(cluster_remedies.shifted_and_warped(x, 0.1, 8))
         return ((mu - view_mu) ** 2).mean(0).div(mu.var(0).clamp_min(1e-6)).sum()  # scale-free: no pull to shrink
 
     def loss(self, x, mask, **kw):
@@ -121,7 +101,7 @@ def patch_time_stretch(max_stretch: float) -> None:
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x.float(), grid, padding_mode="zeros", align_corners=False)
 
-    categorical.shifted_and_warped = shifted_and_warped
+    cluster_remedies.shifted_and_warped = shifted_and_warped
 
 
 def patch_iic(weight: float) -> None:
@@ -130,7 +110,7 @@ def patch_iic(weight: float) -> None:
     def loss(self, x, mask, **kw):
         out = base_loss(self, x, mask, **kw)
         q = F.softmax(self.logits(x), 1)
-        q_view = F.softmax(self.logits(categorical.shifted_and_warped(x, 0.1, 8)), 1)
+        q_view = F.softmax(self.logits(cluster_remedies.shifted_and_warped(x, 0.1, 8)), 1)
         joint = q.T @ q_view / len(q)
         joint = ((joint + joint.T) / 2).clamp_min(1e-8)
         out["iic"] = (joint * (joint.log() - joint.sum(1, keepdim=True).log() - joint.sum(0, keepdim=True).log())).sum()
@@ -185,8 +165,6 @@ def main() -> None:
         (load_split(args.features, "train"), load_split(args.features, "test"))
     if "dense_decoder" in changes:
         patch_dense_decoder((layers.conv_out(train["x"].shape[2]), layers.conv_out(train["x"].shape[3])))
-    if "uvac_consistency" in changes or "uvac_info" in changes:
-        patch_uvac_remedies(changes.get("uvac_consistency", 0.0), changes.get("uvac_info", 0.0))
     if "z_invariance" in changes:
         patch_z_invariance(changes["z_invariance"])
     if "time_stretch" in changes:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from uvac.models import MODELS, CategoricalUVAC, LinearVAE, UVAC
-from uvac.models.categorical import kl_uniform
+from uvac.models.cluster_remedies import kl_uniform
 from uvac.models.layers import fit_to, kl_standard_normal, reconstruction_loss
 from uvac.models.uvac import kl_gmm, log_responsibilities
 

@@ -57,6 +57,9 @@ def test_deep_merge_replaces_lists_and_merges_dicts():
     (lambda p: p["methods"]["kmeans"].pop("n_init"), "methods.kmeans.n_init: missing"),
     (lambda p: p["methods"]["gmm_em"].update(covariance_type="full"), "methods.gmm_em.covariance_type: expected one of"),
     (lambda p: p["methods"]["labels"].update(epochs=3), "methods.labels: unknown key(s) ['epochs']"),
+    (lambda p: p["methods"]["linear_vae"].update(info_weight=1.0), "methods.linear_vae: unknown key(s) ['info_weight']"),
+    (lambda p: p["methods"]["cat_uvac"].pop("neighbour_weight"), "methods.cat_uvac.neighbour_weight: missing"),
+    (lambda p: p["methods"]["uvac"].update(neighbour_space="raw"), "methods.uvac.neighbour_space: expected one of"),
     (lambda p: p["evaluate"].update(silhouette_sample=5), "evaluate.silhouette_sample"),
 ])
 def test_bad_params_name_the_key(paper, mutate, expected):
@@ -65,6 +68,13 @@ def test_bad_params_name_the_key(paper, mutate, expected):
     with pytest.raises(P.ParamsError) as err:
         P.validate(bad)
     assert expected in str(err.value)
+
+
+def test_uvac_methods_may_take_the_cluster_remedies(paper):
+    """They are optional for uvac (off when absent), so the paper's uvac methods need not list them."""
+    ok = copy.deepcopy(paper)
+    ok["methods"]["uvac"].update(info_weight=100.0, neighbour_weight=60.0, neighbour_space="log_cmn_stretched")
+    P.validate(ok)
 
 
 def test_folder_dataset_needs_label_details(paper):

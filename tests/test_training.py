@@ -12,8 +12,9 @@ from threadpoolctl import threadpool_info
 import uvac.training as training
 from uvac.estimators import UVAC, CategoricalUVAC, LinearVAE
 from uvac.models import MODELS
-from uvac.models.categorical import (categorical_kl_paid, consistency_kl, kl_uniform, neighbour_disagreement,
-                                    shifted_and_warped, unequal_usage_minus_information)
+from uvac.models.categorical import categorical_kl_paid
+from uvac.models.cluster_remedies import (consistency_kl, kl_uniform, neighbour_disagreement, shifted_and_warped,
+                                          unequal_usage_minus_information)
 from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours
 from uvac.training import TrainConfig, train
 
@@ -377,6 +378,31 @@ def test_neighbour_weight_adds_the_neighbours_disagreement_and_trains_on_mined_n
         train(fresh("cat_uvac"), x, mask, quick(epochs=2, neighbour_weight=10.0, neighbour_count=3)))
 
 
+def test_uvac_takes_the_cluster_remedies_on_its_responsibilities_at_the_latent_mean():
+    """info, consistency and neighbours weigh UVAC's gamma at z = mu, what predict reads, as they weigh q(y|x)."""
+    x, mask = spectrograms()
+    xt, mt = torch.from_numpy(x), torch.from_numpy(mask)
+    remedies = {"info_weight": 7.0, "consistency_weight": 5.0, "neighbour_weight": 3.0}
+    outs = {}
+    for name, settings in (("plain", {}), ("remedies", remedies)):
+        torch.manual_seed(1)
+        outs[name] = fresh("uvac").loss(xt, mt, **settings, x_neighbour=xt.flip(0))
+    plain, with_remedies = outs["plain"], outs["remedies"]
+    assert plain["recon"].item() == with_remedies["recon"].item()  # the same draws up to the remedies
+    model = fresh("uvac")
+    log_gamma = model.cluster_log_probs(model.encode(xt)[0])
+    assert torch.allclose(with_remedies["log_probs"], log_gamma)
+    neighbours = neighbour_disagreement(log_gamma, model.cluster_log_probs(model.encode(xt.flip(0))[0]))
+    assert with_remedies["neighbours"].item() == pytest.approx(neighbours.item(), rel=1e-5)
+    assert with_remedies["consistency"].item() > 0
+    extra = (7.0 * unequal_usage_minus_information(log_gamma) + 5.0 * with_remedies["consistency"]
+             + 3.0 * with_remedies["neighbours"])
+    assert with_remedies["loss"].item() == pytest.approx((plain["loss"] + extra).item(), rel=1e-5)
+    history = train(fresh("uvac"), x, mask, quick(epochs=2, neighbour_count=3, pretrain_epochs=1, **remedies))
+    trained = [row for row in history if row["phase"] == "train"]  # the loop mined and passed the neighbours
+    assert len(trained) == 2 and all(math.isfinite(row["neighbours"] + row["consistency"]) for row in trained)
+
+
 def test_the_loop_mines_neighbours_in_the_configured_space_with_the_clips_mask(monkeypatch):
     x, mask = spectrograms()
     seen, real_batch = [], training.neighbour_batch
@@ -405,9 +431,11 @@ def test_remedies_are_refused_where_they_do_not_apply():
     x, mask = spectrograms()
     with pytest.raises(ValueError, match="only uvac"):
         train(fresh("cat_uvac"), x, mask, quick(pretrain_epochs=1))
+    with pytest.raises(ValueError, match="free_bits applies to .* cat_uvac"):
+        train(fresh("uvac"), x, mask, quick(free_bits=0.5))
     for remedy in ("free_bits", "info_weight", "consistency_weight", "neighbour_weight"):
-        with pytest.raises(ValueError, match=f"{remedy} applies to .* cat_uvac"):
-            train(fresh("uvac"), x, mask, quick(**{remedy: 0.5}))
+        with pytest.raises(ValueError, match=f"{remedy} applies to .* \\(model: linear_vae\\)"):
+            train(MODELS["linear_vae"]((26,), 3, 4), np.zeros((16, 26), np.float32), None, quick(**{remedy: 0.5}))
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="consistency_warp"):

@@ -37,6 +37,7 @@ CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
 # Settings that change how a run executes but not what it computes; a resume may change them.
 RUNTIME_ONLY = {"device", "amp", "compile", "threads", "progress", "checkpoint_every"}
+CLUSTER_REMEDY_MODELS = ("uvac", "cat_uvac")  # the models whose cluster posterior takes info, consistency, neighbours
 SCHEDULED = ("tau", "kl_weight")  # the loss settings that change from epoch to epoch (see loss_settings)
 
 
@@ -61,13 +62,13 @@ class TrainConfig:
     tau_end: float = 0.5
     kl_warmup_epochs: int = 0       # KL weight rises linearly to 1 over these epochs; 0 = off
     free_bits: float = 0.0          # cat_uvac: nats of KL(q(y|x) || uniform) left unpenalised; 0 = off
-    info_weight: float = 0.0        # cat_uvac: weight of KL(mean q(y) || uniform) - I(x; y); 0 = off
-    consistency_weight: float = 0.0  # cat_uvac: weight of KL(q(y|x) || q(y|shifted, warped x)); 0 = off
-    consistency_warp: float = 0.1   # cat_uvac: largest relative frequency stretch of those views
-    consistency_shift: int = 8      # cat_uvac: largest time shift of those views, in frames
-    neighbour_weight: float = 0.0   # cat_uvac: weight of -log sum_k q(k|x) q(k|n), n one of x's nearest clips; 0 = off
-    neighbour_count: int = 5        # cat_uvac: n is drawn each step from this many nearest training clips
-    neighbour_space: str = "input"  # cat_uvac: one of uvac.neighbours.NEIGHBOUR_SPACES
+    info_weight: float = 0.0        # uvac, cat_uvac: weight of KL(mean q(y) || uniform) - I(x; y); 0 = off
+    consistency_weight: float = 0.0  # uvac, cat_uvac: weight of KL(q(y|x) || q(y|shifted, warped x)); 0 = off
+    consistency_warp: float = 0.1   # uvac, cat_uvac: largest relative frequency stretch of those views
+    consistency_shift: int = 8      # uvac, cat_uvac: largest time shift of those views, in frames
+    neighbour_weight: float = 0.0   # uvac, cat_uvac: weight of -log sum_k q(k|x) q(k|n), n one of x's nearest clips; 0 = off
+    neighbour_count: int = 5        # uvac, cat_uvac: n is drawn each step from this many nearest training clips
+    neighbour_space: str = "input"  # uvac, cat_uvac: one of uvac.neighbours.NEIGHBOUR_SPACES
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
@@ -118,11 +119,12 @@ def loss_settings(model, cfg: TrainConfig, epoch: int) -> dict:
     """The keyword arguments of model.loss for this epoch."""
     kw = {"recon": cfg.recon, "logvar_clamp": cfg.logvar_clamp,
           "kl_weight": min(1.0, (epoch + 1) / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0}
-    if model.kind == "cat_uvac":
-        kw.update(tau=exp_schedule(cfg.tau_start, cfg.tau_end, epoch, cfg.epochs), lam=cfg.lam,
-                  free_bits=cfg.free_bits, info_weight=cfg.info_weight, consistency_weight=cfg.consistency_weight,
+    if model.kind in CLUSTER_REMEDY_MODELS:
+        kw.update(info_weight=cfg.info_weight, consistency_weight=cfg.consistency_weight,
                   consistency_warp=cfg.consistency_warp, consistency_shift=cfg.consistency_shift,
                   neighbour_weight=cfg.neighbour_weight)
+    if model.kind == "cat_uvac":
+        kw.update(tau=exp_schedule(cfg.tau_start, cfg.tau_end, epoch, cfg.epochs), lam=cfg.lam, free_bits=cfg.free_bits)
     return kw
 
 
@@ -165,9 +167,12 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
     cfg = cfg or TrainConfig()
     if cfg.pretrain_epochs and model.kind != "uvac":
         raise ValueError(f"pretrain_epochs initialises a mixture prior, which only uvac has (model: {model.kind})")
-    for name in ("free_bits", "info_weight", "consistency_weight", "neighbour_weight"):
-        if getattr(cfg, name) and model.kind != "cat_uvac":
-            raise ValueError(f"{name} applies to the cluster posterior q(y|x) of cat_uvac (model: {model.kind})")
+    if cfg.free_bits and model.kind != "cat_uvac":
+        raise ValueError(f"free_bits applies to the categorical KL of cat_uvac (model: {model.kind})")
+    for name in ("info_weight", "consistency_weight", "neighbour_weight"):
+        if getattr(cfg, name) and model.kind not in CLUSTER_REMEDY_MODELS:
+            raise ValueError(f"{name} applies to a cluster posterior: q(y|x) of cat_uvac or the responsibilities "
+                             f"of uvac (model: {model.kind})")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)

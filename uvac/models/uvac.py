@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from uvac.models.base import SizedModel
+from uvac.models.cluster_remedies import cluster_remedies
 from uvac.models.layers import HIDDEN, Decoder, Encoder, init_weights, reconstruction_loss, reparameterize
 
 
@@ -59,19 +60,26 @@ class UVAC(SizedModel):
     def cluster_log_probs(self, z):
         return log_responsibilities(z, self.prior_logits, self.prior_mu, self.prior_logvar)
 
-    def loss(self, x, mask, *, recon="bce", kl_weight=1.0, logvar_clamp=(-10.0, 10.0)):
-        """Batch means of the negative ELBO and its terms; log_probs = log gamma at z = mu, for monitoring."""
+    def loss(self, x, mask, *, recon="bce", kl_weight=1.0, logvar_clamp=(-10.0, 10.0), **remedies):
+        """Batch means of the negative ELBO and its terms; log_probs = log gamma at z = mu, for monitoring.
+
+        remedies: the opt-in terms of cluster_remedies, on the responsibilities at z = mu
+        (those predict reads) in place of q(y|x).
+        """
         mu, logvar = self.encode(x)
         logvar = logvar.clamp(*logvar_clamp)
         z = reparameterize(mu, logvar)
         rec = reconstruction_loss(self.decoder(z, x.shape[2], x.shape[3]), x, mask, recon)
         log_gamma = self.cluster_log_probs(z)
         kl = kl_gmm(mu, logvar, log_gamma, self.prior_logits, self.prior_mu, self.prior_logvar)
+        log_gamma_mu = self.cluster_log_probs(mu)
+        extra, terms = cluster_remedies(log_gamma_mu, x, lambda v: self.cluster_log_probs(self.encode(v)[0]), **remedies)
         return {
-            "loss": (rec + kl_weight * kl).mean(),
+            "loss": (rec + kl_weight * kl).mean() + extra,
             "recon": rec.mean(),
             "kl": kl.mean(),
-            "log_probs": self.cluster_log_probs(mu.detach()).detach(),
+            **terms,
+            "log_probs": log_gamma_mu.detach(),
         }
 
     def infer(self, x):
