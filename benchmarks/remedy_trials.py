@@ -18,8 +18,8 @@ probe of the model's embedding (as benchmarks/linear_probe.py) and the fit time.
   (neighbour consistency, `--change neighbours` in commits fd465fc to 0008c4c, is now the neighbour_weight
   setting of Categorical UVAC: `--set neighbour_weight=30`, or the method cat_uvac_neighbours; its
   neighbours in log-CMN magnitudes are `--set neighbour_space='"log_cmn"'`, or cat_uvac_neighbours_cmn;
-  log_cmn_stretched is cat_uvac_neighbours_stretched; `--change uvac_consistency=W uvac_info=W`, to commit
-  196dbc6, are now settings of UVAC too: `--set consistency_weight=W info_weight=W`)
+  log_cmn_stretched is cat_uvac_neighbours_stretched; `--change uvac_consistency=W uvac_info=W`, until commit
+  c437c52, are now settings of UVAC too: `--set consistency_weight=W info_weight=W`)
 
     .venv/bin/python benchmarks/remedy_trials.py data/features/fsdd cat_uvac_info_consistency \\
         --configfile config/cpu-accuracy.yaml --change dense_decoder --set lr_start=0.005

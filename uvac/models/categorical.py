@@ -59,13 +59,10 @@ class CategoricalUVAC(SizedModel):
         return mu, logvar
 
     def loss(self, x, mask, *, recon="bce", kl_weight=1.0, logvar_clamp=(-10.0, 10.0), tau=1.0,
-             lam=0.5, free_bits=0.0, info_weight=0.0, consistency_weight=0.0, consistency_warp=0.1,
-             consistency_shift=8, neighbour_weight=0.0, x_neighbour=None):
+             lam=0.5, free_bits=0.0, **remedies):
         """Batch means of the loss and its terms; log_probs = log q(y|x), for monitoring.
 
-        free_bits: see categorical_kl_paid; info_weight: see unequal_usage_minus_information;
-        consistency_weight weights consistency_kl on views from shifted_and_warped;
-        neighbour_weight weights neighbour_disagreement with x_neighbour, one near clip for each clip of x.
+        free_bits: see categorical_kl_paid; remedies: the opt-in terms of cluster_remedies, on q(y|x).
         """
         logits = self.logits(x)
         log_q = F.log_softmax(logits, dim=1)
@@ -76,11 +73,8 @@ class CategoricalUVAC(SizedModel):
         rec = reconstruction_loss(self.decoder(torch.cat([z, y], dim=1), x.shape[2], x.shape[3]), x, mask, recon)
         kl_z, kl_y = kl_standard_normal(mu, logvar), kl_uniform(log_q)
         loss = rec.mean() + lam * kl_weight * (kl_z.mean() + categorical_kl_paid(log_q, free_bits))
-        remedies, terms = cluster_remedies(log_q, x, lambda v: F.log_softmax(self.logits(v), dim=1),
-                                           info_weight=info_weight, consistency_weight=consistency_weight,
-                                           consistency_warp=consistency_warp, consistency_shift=consistency_shift,
-                                           neighbour_weight=neighbour_weight, x_neighbour=x_neighbour)
-        return {"loss": loss + remedies, "recon": rec.mean(), "kl_z": kl_z.mean(), "kl_y": kl_y.mean(), **terms,
+        extra, terms = cluster_remedies(log_q, x, lambda v: F.log_softmax(self.logits(v), dim=1), **remedies)
+        return {"loss": loss + extra, "recon": rec.mean(), "kl_z": kl_z.mean(), "kl_y": kl_y.mean(), **terms,
                 "log_probs": log_q.detach()}
 
     def infer(self, x):
