@@ -138,9 +138,9 @@ def _add_cluster_commands(sub) -> None:
     cluster.add_argument("--k", type=int, required=True, help="number of clusters")
     cluster.add_argument("--method", default=None,
                          help=f"a key of params.yaml methods: {DEFAULT_METHOD} (default), uvac (paper settings), "
-                              "uvac_neighbours, cat_uvac, cat_uvac_l2, cat_uvac_free_bits, cat_uvac_info, "
+                              "uvac_neighbours, uvac_neighbours_consistency, cat_uvac, cat_uvac_l2, cat_uvac_free_bits, cat_uvac_info, "
                               "cat_uvac_info_consistency, cat_uvac_neighbours, cat_uvac_neighbours_cmn, "
-                              "cat_uvac_neighbours_stretched, cat_uvac_neighbours_stretched_w60, kmeans, linear_vae; "
+                              "cat_uvac_neighbours_stretched, cat_uvac_neighbours_stretched_w60, cat_uvac_neighbours_stretched_w100, kmeans, linear_vae; "
                               "with --model: the model's kind")
     cluster.add_argument("--out", default=None, help="output folder (default: ./uvac-cluster-<DIR name>)")
     cluster.add_argument("--model", default=None, metavar="MODEL.pt",
