@@ -31,7 +31,7 @@ from uvac.metrics import unsupervised_accuracy
 
 def matched_correct(labels: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     """Per clip: is its cluster the one matched to its label (Hungarian matching over all the clips)?"""
-    label_values, labels_idx = np.unique(labels, return_inverse=True)
+    _, labels_idx = np.unique(labels, return_inverse=True)
     cluster_values, clusters_idx = np.unique(clusters, return_inverse=True)
     rows, cols = linear_sum_assignment(contingency_matrix(labels_idx, clusters_idx), maximize=True)
     label_of_cluster = np.full(len(cluster_values), -1)
@@ -40,7 +40,8 @@ def matched_correct(labels: np.ndarray, clusters: np.ndarray) -> np.ndarray:
 
 
 def consensus_clusters(clusterings: list[np.ndarray], k: int) -> np.ndarray:
-    """Evidence accumulation: average linkage on the share of clusterings that split each pair of clips."""
+    """Evidence accumulation: average linkage on the share of clusterings that split each pair of clips.
+    The matrix is N x N: meant for test splits of a few thousand clips."""
     together = np.mean([c[:, None] == c[None, :] for c in clusterings], axis=0)
     return AgglomerativeClustering(k, metric="precomputed", linkage="average").fit_predict(1 - together)
 
