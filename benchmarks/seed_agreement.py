@@ -20,23 +20,11 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
-from sklearn.metrics.cluster import contingency_matrix
 
 from common import OUT_DIR, write_report  # benchmarks/common.py
-from uvac.metrics import unsupervised_accuracy
-
-
-def matched_correct(labels: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-    """Per clip: is its cluster the one matched to its label (Hungarian matching over all the clips)?"""
-    _, labels_idx = np.unique(labels, return_inverse=True)
-    cluster_values, clusters_idx = np.unique(clusters, return_inverse=True)
-    rows, cols = linear_sum_assignment(contingency_matrix(labels_idx, clusters_idx), maximize=True)
-    label_of_cluster = np.full(len(cluster_values), -1)
-    label_of_cluster[cols] = rows
-    return label_of_cluster[clusters_idx] == labels_idx
+from uvac.metrics import matched_correct, unsupervised_accuracy
 
 
 def consensus_clusters(clusterings: list[np.ndarray], k: int) -> np.ndarray:

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from seed_agreement import confident_accuracy, consensus_clusters, matched_correct  # noqa: E402
+from seed_agreement import confident_accuracy, consensus_clusters  # noqa: E402
 
-from uvac.metrics import unsupervised_accuracy  # noqa: E402
+from uvac.metrics import matched_correct, unsupervised_accuracy  # noqa: E402
 
 
 def test_consensus_of_seeds_each_wrong_on_different_clips_is_right_everywhere():

@@ -14,11 +14,20 @@ from sklearn.metrics import (calinski_harabasz_score, davies_bouldin_score, norm
 from sklearn.metrics.cluster import contingency_matrix
 
 
+def matched_correct(labels: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Per clip: is its cluster the one matched to its label by the best one-to-one matching of
+    clusters to labels (Hungarian algorithm)?"""
+    _, labels_idx = np.unique(labels, return_inverse=True)
+    cluster_values, clusters_idx = np.unique(clusters, return_inverse=True)
+    rows, cols = linear_sum_assignment(contingency_matrix(labels_idx, clusters_idx), maximize=True)
+    label_of_cluster = np.full(len(cluster_values), -1)
+    label_of_cluster[cols] = rows
+    return label_of_cluster[clusters_idx] == labels_idx
+
+
 def unsupervised_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
-    """Accuracy after the best one-to-one matching of clusters to labels (Hungarian algorithm)."""
-    table = contingency_matrix(labels, clusters)
-    rows, cols = linear_sum_assignment(table, maximize=True)
-    return float(table[rows, cols].sum() / len(labels))
+    """Accuracy after the best one-to-one matching of clusters to labels."""
+    return float(matched_correct(labels, clusters).mean())
 
 
 def label_scores(labels: np.ndarray, clusters: np.ndarray, k: int) -> tuple[dict, list[str]]:
