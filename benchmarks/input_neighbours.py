@@ -10,9 +10,9 @@ joins it only within a speaker. `--space log_cmn` asks the same of the log magni
 band's mean over the clip's active frames taken away (cepstral mean normalisation, the usual way
 to take a speaker's or a channel's spectral colouring out of speech features; Categorical UVAC's
 neighbour_space); `--space log_cmn_stretched` also stretches each clip's active frames over all its
-frames.
+frames; `--space log_cmn_loud_stretched` does both over each clip's loud span only.
 
-    .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space log_cmn | log_cmn_stretched]
+    .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space SPACE]
 """
 from __future__ import annotations
 

@@ -1,12 +1,14 @@
 """uvac.neighbours: each clip's nearest other clips, nearest first, the same from an array and from a
 feature cache read block by block; in log_cmn space a fixed per-band colouring no longer decides them,
-and in log_cmn_stretched space neither does the speaking rate."""
+in log_cmn_stretched space neither does the speaking rate, and in log_cmn_loud_stretched space neither
+does the quiet around the word."""
 import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from uvac.clip_store import CHUNK_ROWS, NpzRows
-from uvac.neighbours import LOG_FLOOR, drop_self, log_cmn, mine_neighbours, row_blocks, stretch_active
+from uvac.neighbours import (LOG_FLOOR, LOUD_SHARE, drop_self, log_cmn, loud_span, mine_neighbours, row_blocks,
+                             stretch_active)
 
 
 def test_mined_neighbours_are_the_nearest_other_clips_nearest_first():
@@ -80,7 +82,7 @@ def test_in_log_cmn_space_neighbours_follow_the_pattern_not_the_speakers_colouri
     second = {space: mine_neighbours(x, 2, space=space)[:, 1] for space in ("input", "log_cmn")}
     assert (speaker[second["input"]] == speaker).all() and (pattern[second["input"]] != pattern).all()
     assert (pattern[second["log_cmn"]] == pattern).all()
-    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, log_cmn_stretched, got 'cepstrum'"):
+    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, log_cmn_stretched, log_cmn_loud_stretched, got 'cepstrum'"):
         mine_neighbours(x, 2, space="cepstrum")
     with pytest.raises(ValueError, match=r"log_cmn needs spectrograms \(N, 1, bins, frames\), got shape \(8, 80\)"):
         mine_neighbours(x.reshape(8, 80), 2, space="log_cmn")
@@ -122,3 +124,38 @@ def test_in_log_cmn_stretched_space_neighbours_follow_the_word_not_the_speaking_
     second = {space: mine_neighbours(x, 2, space=space, mask=mask)[:, 1] for space in ("input", "log_cmn_stretched")}
     assert (rate[second["input"]] == rate).all() and (word[second["input"]] != word).all()
     assert (word[second["log_cmn_stretched"]] == word).all()
+
+
+def test_loud_span_runs_from_the_first_to_the_last_loud_active_frame():
+    level = np.array([[0.01, 0.5, 0.02, 0.4, 0.01, 0.9],   # loud at 1 and 3; frame 5 is padding
+                      [0.2, 0.2, 0.2, 0.2, 0.2, 0.2],      # all equally loud
+                      [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])     # silent: nothing is loud
+    x = np.broadcast_to(level[:, None, None, :], (3, 1, 4, 6)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]], bool)
+    assert loud_span(x, mask).astype(int).tolist() == [[0, 1, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]]
+    assert loud_span(x)[0].astype(int).tolist() == [0, 1, 1, 1, 1, 1]  # no mask: frame 5 is loud too
+    just_below = x.copy()
+    just_below[0, ..., 3] = 0.5 * LOUD_SHARE * 0.99
+    assert loud_span(just_below, mask)[0].astype(int).tolist() == [0, 1, 0, 0, 0, 0]
+
+
+def test_in_log_cmn_loud_stretched_space_neighbours_follow_the_word_not_the_quiet_around_it():
+    # two words (a pattern and its reverse in time), each 6 frames long, starting at frame 0 or 10 of
+    # 16 active frames, the rest quiet noise; two noisy clips of each pair: stretched over all active
+    # frames the onset decides a clip's second nearest, stretched over the loud span the word does
+    rng = np.random.default_rng(0)
+    bands, frames, length = 8, 16, 6
+    band = np.linspace(0, 1, bands)[:, None]
+    words = [lambda u: np.sin(3 * u + 4 * band), lambda u: np.sin(3 * (1 - u) + 4 * band)]
+    pairs = [(w, o) for w in range(2) for o in range(2) for _ in range(2)]
+    x = np.exp(-6 + rng.normal(0, 0.05, (len(pairs), 1, bands, frames))).astype(np.float32)
+    for i, (w, o) in enumerate(pairs):
+        start = [0, 10][o]
+        x[i, 0, :, start:start + length] = np.exp(-1 + 0.8 * words[w](np.linspace(0, 1, length))
+                                                  + rng.normal(0, 0.05, (bands, length)))
+    mask = np.ones((len(pairs), frames), bool)
+    word, onset = np.array(pairs).T
+    second = {space: mine_neighbours(x, 2, space=space, mask=mask)[:, 1]
+              for space in ("log_cmn_stretched", "log_cmn_loud_stretched")}
+    assert (onset[second["log_cmn_stretched"]] == onset).all() and (word[second["log_cmn_stretched"]] != word).all()
+    assert (word[second["log_cmn_loud_stretched"]] == word).all()

@@ -444,7 +444,7 @@ def test_remedies_are_refused_where_they_do_not_apply():
         TrainConfig(neighbour_count=0)
     with pytest.raises(ValueError, match="16 training clips, got neighbour_count=16"):
         train(fresh("cat_uvac"), x, mask, quick(neighbour_weight=1.0, neighbour_count=16))
-    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, log_cmn_stretched, got 'log'"):
+    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, log_cmn_stretched, log_cmn_loud_stretched, got 'log'"):
         TrainConfig(neighbour_space="log")
 
 

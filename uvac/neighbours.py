@@ -7,7 +7,9 @@ Distances are taken in a PCA of the flattened input, fitted a block of rows at a
 frames (cepstral mean normalisation): a speaker's or a channel's fixed spectral colouring no longer
 decides who a clip's neighbours are (benchmarks/input_neighbours.py --space log_cmn). In the space
 "log_cmn_stretched" each clip's active frames are then stretched in time over all its frames, so that
-a slow and a quick speaker's word line up too.
+a slow and a quick speaker's word line up too. In the space "log_cmn_loud_stretched" the normalisation
+and the stretch use only each clip's loud span (loud_span), so that the silence and noise around a word,
+which differ with its onset, leave the word's frames alone (benchmarks/input_neighbours.py).
 """
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ def row_blocks(n: int, rows: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-NEIGHBOUR_SPACES = ("input", "log_cmn", "log_cmn_stretched")
+NEIGHBOUR_SPACES = ("input", "log_cmn", "log_cmn_stretched", "log_cmn_loud_stretched")
 LOG_FLOOR = 1e-3  # the input lies in [0, 1]; the floor keeps near-silent bins from dominating the log
+LOUD_SHARE = 0.1  # a frame is loud when its mean over bins is at least this share of the loudest frame's
 
 
 def log_cmn(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -36,6 +39,20 @@ def log_cmn(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         else np.asarray(mask).astype(bool)[:, None, None, :]
     mean = np.where(active, log, 0).sum(-1, keepdims=True) / np.maximum(active.sum(-1, keepdims=True), 1)
     return np.where(active, log - mean, 0).astype(np.float32)
+
+
+def loud_span(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, F, T) → (N, T) bool: each clip's frames from its first to its last loud frame (mean over
+    bins at least LOUD_SHARE of the loudest active frame's), among its active frames (mask (N, T);
+    None: all active). A clip with nothing loud keeps its active frames."""
+    level = np.asarray(x, np.float32).mean(axis=(1, 2))
+    active = np.ones(level.shape, bool) if mask is None else np.asarray(mask).astype(bool)
+    peak = np.where(active, level, -np.inf).max(axis=1, keepdims=True)
+    loud = active & (level >= LOUD_SHARE * peak) & (peak > 0)
+    frames = np.arange(level.shape[1])
+    first, last = loud.argmax(axis=1), level.shape[1] - 1 - loud[:, ::-1].argmax(axis=1)
+    span = (frames >= first[:, None]) & (frames <= last[:, None])
+    return np.where(loud.any(axis=1, keepdims=True), span, active)
 
 
 def stretch_active(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -61,8 +78,10 @@ def to_space(x: np.ndarray, mask: np.ndarray | None, space: str) -> np.ndarray:
         return np.asarray(x, np.float32)
     if len(x.shape) != 4:
         raise ValueError(f"neighbour_space {space} needs spectrograms (N, 1, bins, frames), got shape {tuple(x.shape)}")
+    if space == "log_cmn_loud_stretched":
+        mask = loud_span(x, mask)
     cmn = log_cmn(x, mask)
-    return stretch_active(cmn, mask) if space == "log_cmn_stretched" else cmn
+    return cmn if space == "log_cmn" else stretch_active(cmn, mask)
 
 
 def mine_neighbours(x, n_neighbours: int = 5, n_components: int = 100, space: str = "input",
@@ -70,7 +89,7 @@ def mine_neighbours(x, n_neighbours: int = 5, n_components: int = 100, space: st
     """(N, n_neighbours) indices of each clip's nearest other clips, nearest first, in the PCA
     (n_components, fewer where the data have fewer rows or columns) of the flattened clips of x,
     an array or an NpzRows, as they are (space "input") or after log_cmn with mask ("log_cmn"), then
-    stretch_active ("log_cmn_stretched")."""
+    stretch_active ("log_cmn_stretched"), or both on each clip's loud_span ("log_cmn_loud_stretched")."""
     n, dims = len(x), int(np.prod(x.shape[1:]))
     if not 1 <= n_neighbours < n:
         raise ValueError(f"neighbour consistency needs 1 <= neighbour_count < the {n} training clips, "
