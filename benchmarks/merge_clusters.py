@@ -22,7 +22,6 @@ test label (a ceiling no merge can pass).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -68,23 +67,36 @@ def groups_of(affinity: np.ndarray, k: int, how: str, seed: int) -> np.ndarray:
     return AgglomerativeClustering(k, metric="precomputed", linkage="average").fit_predict(1 - affinity)
 
 
+def load_posterior_model(run_dir: Path, input_shape):
+    """The trained model of a run directory, refused unless it has a cluster posterior to merge."""
+    model_file = run_dir / "model.pt"
+    if not model_file.is_file():
+        raise SystemExit(f"{model_file}: not found; give directories of trained uvac or cat_uvac runs")
+    kind = load_state(model_file)["meta"]["kind"]
+    if kind not in ("uvac", "cat_uvac"):
+        raise SystemExit(f"{model_file}: a {kind} model has no cluster posterior to merge; give uvac or cat_uvac runs")
+    return ESTIMATORS[kind].load(model_file, input_shape=input_shape)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("features", type=Path)
-    ap.add_argument("runs", type=Path, nargs="+", help="run directories holding model.pt and metrics.json")
+    ap.add_argument("runs", type=Path, nargs="+", help="run directories holding model.pt (uvac or cat_uvac)")
     ap.add_argument("--k", type=int, default=10, help="the number of groups to merge into")
     ap.add_argument("--neighbours", type=int, default=10, help="nearest training clips per clip in the graph")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
     train, test = load_split(args.features, "train"), load_split(args.features, "test")
+    n_classes = len(np.unique(test["label_id"]))
+    if (test["label_id"] < 0).any() or n_classes != args.k:
+        raise SystemExit(f"{args.features}: the merge is scored against labels, so every test clip needs one and "
+                         f"--k must be their number of classes ({n_classes}), got --k {args.k}")
     rows, nearest_by_space = [], {}
     for run_dir in args.runs:
-        model_file = run_dir / "model.pt"
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        est = ESTIMATORS[load_state(model_file)["meta"]["kind"]].load(model_file, input_shape=train["x"].shape[1:])
+        est = load_posterior_model(run_dir, train["x"].shape[1:])
         p_train, p_test = est.predict_proba(train["x"]), est.predict_proba(test["x"])
-        space = metrics.get("neighbour_space", "input")
+        space = est.config.neighbour_space
         if space not in nearest_by_space:
             nearest_by_space[space] = mine_neighbours(train["x"], args.neighbours, space=space, mask=train["mask"])
         affinities = cluster_affinities(p_train, neighbour_graph(nearest_by_space[space]))
