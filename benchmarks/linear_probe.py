@@ -29,11 +29,10 @@ from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from common import OUT_DIR, write_report  # benchmarks/common.py
+from common import OUT_DIR, load_run_model, write_report  # benchmarks/common.py
 from uvac.metrics import label_scores
 from uvac.pipeline import load_split
-from uvac.runs import ESTIMATORS, latents
-from uvac.training import load_state
+from uvac.runs import latents
 
 
 def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
@@ -58,11 +57,7 @@ def recluster_accuracy(z_train: np.ndarray, z_test: np.ndarray, test_y: np.ndarr
 
 def run_embeddings(run_dir: Path, train_x, test_x) -> tuple[np.ndarray, np.ndarray, int]:
     """Latent means, and the cluster posterior beside them where the model has one; and the latent size."""
-    model_file = run_dir / "model.pt"
-    if not model_file.exists():
-        raise SystemExit(f"{model_file}: not found; give directories of trained runs (uvac, cat_uvac, linear_vae)")
-    kind = load_state(model_file)["meta"]["kind"]
-    est = ESTIMATORS[kind].load(model_file, input_shape=train_x.shape[1:])
+    est = load_run_model(run_dir, train_x.shape[1:])
     return *(np.hstack(latents(est, x)) for x in (train_x, test_x)), est.latent_dim
 
 

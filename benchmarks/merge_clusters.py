@@ -28,12 +28,10 @@ import numpy as np
 from scipy import sparse
 from sklearn.cluster import AgglomerativeClustering, SpectralClustering
 
-from common import OUT_DIR, write_report  # benchmarks/common.py
+from common import OUT_DIR, load_run_model, write_report  # benchmarks/common.py
 from uvac.metrics import label_scores
 from uvac.neighbours import mine_neighbours
 from uvac.pipeline import load_split
-from uvac.runs import ESTIMATORS
-from uvac.training import load_state
 
 
 def normalised(a: np.ndarray) -> np.ndarray:
@@ -67,17 +65,6 @@ def groups_of(affinity: np.ndarray, k: int, how: str, seed: int) -> np.ndarray:
     return AgglomerativeClustering(k, metric="precomputed", linkage="average").fit_predict(1 - affinity)
 
 
-def load_posterior_model(run_dir: Path, input_shape):
-    """The trained model of a run directory, refused unless it has a cluster posterior to merge."""
-    model_file = run_dir / "model.pt"
-    if not model_file.is_file():
-        raise SystemExit(f"{model_file}: not found; give directories of trained uvac or cat_uvac runs")
-    kind = load_state(model_file)["meta"]["kind"]
-    if kind not in ("uvac", "cat_uvac"):
-        raise SystemExit(f"{model_file}: a {kind} model has no cluster posterior to merge; give uvac or cat_uvac runs")
-    return ESTIMATORS[kind].load(model_file, input_shape=input_shape)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("features", type=Path)
@@ -94,7 +81,7 @@ def main() -> None:
                          f"--k must be their number of classes ({n_classes}), got --k {args.k}")
     rows, nearest_by_space = [], {}
     for run_dir in args.runs:
-        est = load_posterior_model(run_dir, train["x"].shape[1:])
+        est = load_run_model(run_dir, train["x"].shape[1:], kinds=("uvac", "cat_uvac"))
         p_train, p_test = est.predict_proba(train["x"]), est.predict_proba(test["x"])
         space = est.config.neighbour_space
         if space not in nearest_by_space:
