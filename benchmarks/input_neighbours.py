@@ -10,13 +10,16 @@ joins it only within a speaker. `--space log_cmn` asks the same of the log magni
 band's mean over the clip's active frames taken away (cepstral mean normalisation, the usual way
 to take a speaker's or a channel's spectral colouring out of speech features; Categorical UVAC's
 neighbour_space); `--space log_cmn_stretched` also stretches each clip's active frames over all its
-frames; `--space log_cmn_loud_stretched` does both over each clip's loud span only.
+frames; `--space log_cmn_loud_stretched` does both over each clip's loud span only; `--space pretext`
+asks it of the embedding of uvac.pretext's contrastive encoder, trained here on these clips for
+--pretext-epochs epochs. The label pairs whose clips are most often each other's neighbours are listed too.
 
     .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space SPACE]
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +30,22 @@ from sklearn.decomposition import PCA
 from common import OUT_DIR, write_report  # benchmarks/common.py
 from uvac.baselines import flat
 from uvac.metrics import unsupervised_accuracy
-from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours, to_space
+from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours, nearest_others, to_space
+from uvac.pretext import SPACE as PRETEXT, pretext_embedding
 from uvac.pipeline import load_split
 
 
 def shared_fraction(neighbours: np.ndarray, values: np.ndarray) -> float:
     """How often a clip's neighbours have its value (label, speaker), over all clips and neighbours."""
     return round(float((values[neighbours] == values[:, None]).mean()), 4)
+
+
+def most_shared_pairs(neighbours: np.ndarray, labels: np.ndarray, names: list, top: int = 5) -> list[dict]:
+    """The `top` ordered label pairs (a, b) with the largest share of a's clips' neighbours labelled b."""
+    shares = [{"label": names[a], "neighbour": names[b],
+               "share": round(float((labels[neighbours[labels == a]] == b).mean()), 4)}
+              for a in np.unique(labels) for b in np.unique(labels) if a != b]
+    return sorted(shares, key=lambda row: -row["share"])[:top]
 
 
 def clustering_accuracies(x: np.ndarray, labels: np.ndarray, k: int, n_components: int, seed: int) -> dict:
@@ -50,15 +62,16 @@ def main() -> None:
     ap.add_argument("features", type=Path, help="a feature cache with train and test splits, e.g. data/features/fsdd")
     ap.add_argument("--components", type=int, default=100, help="PCA dimensions of the flattened input")
     ap.add_argument("--neighbours", type=int, nargs="+", default=[1, 5, 20], help="neighbour counts to report")
-    ap.add_argument("--space", choices=NEIGHBOUR_SPACES, default="input",
-                    help="the input as K-means sees it, or as uvac.neighbours.to_space gives it")
+    ap.add_argument("--space", choices=(*NEIGHBOUR_SPACES, PRETEXT), default="input",
+                    help="the input as K-means sees it, as uvac.neighbours.to_space gives it, or uvac.pretext's embedding")
+    ap.add_argument("--pretext-epochs", type=int, default=100, help="epochs of the contrastive encoder (--space pretext)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None,
                     help="report path (default results/benchmarks/input_neighbours_<dataset>[_<space>].json)")
     args = ap.parse_args()
 
     splits = [load_split(args.features, name) for name in ("train", "test")]
-    x = to_space(np.concatenate([s["x"] for s in splits]), np.concatenate([s["mask"] for s in splits]), args.space)
+    x, mask = (np.concatenate([s[key] for s in splits]) for key in ("x", "mask"))
     labels = np.concatenate([s["label_id"] for s in splits])
     clip_ids = np.concatenate([s["clip_id"] for s in splits])
     if (labels < 0).any():
@@ -67,7 +80,14 @@ def main() -> None:
     speakers = manifest["speaker"].loc[clip_ids].to_numpy() if "speaker" in manifest else None
     k = len(np.unique(labels))
 
-    neighbours = mine_neighbours(x, max(args.neighbours), args.components)
+    if args.space == PRETEXT:
+        x = pretext_embedding(x, mask, epochs=args.pretext_epochs, seed=args.seed, progress=True)
+        neighbours = nearest_others(x, max(args.neighbours))
+    else:
+        x = to_space(x, mask, args.space)
+        neighbours = mine_neighbours(x, max(args.neighbours), args.components)
+    names = json.loads((args.features / "summary.json").read_text())["labels"]
+    pairs = most_shared_pairs(neighbours[:, :5], labels, names)
     agreement = [{"neighbours": n, "label": shared_fraction(neighbours[:, :n], labels),
                   "speaker": None if speakers is None else shared_fraction(neighbours[:, :n], speakers)}
                  for n in args.neighbours]
@@ -87,6 +107,8 @@ def main() -> None:
     for row in clustering:
         print(f"{row['clips']:<20} {row['n']:>5} clips  K-means {100 * row['kmeans']:6.2f} %"
               f"  spectral {100 * row['spectral']:6.2f} %")
+    print("most shared label pairs (of a clip's 5 nearest): "
+          + ", ".join(f"{row['label']} -> {row['neighbour']} {100 * row['share']:.1f} %" for row in pairs))
     if speaker_mean:
         print(f"{f'mean of {len(per_speaker)} speakers':<32}  K-means {100 * speaker_mean['kmeans']:6.2f} %"
               f"  spectral {100 * speaker_mean['spectral']:6.2f} %")
@@ -94,7 +116,8 @@ def main() -> None:
     write_report(args.out or OUT_DIR / f"input_neighbours_{args.features.name}{suffix}.json",
                  {"features": str(args.features), "space": args.space,
                   "components": args.components, "k": k, "seed": args.seed,
-                  "agreement": agreement, "clustering": clustering,
+                  "pretext_epochs": args.pretext_epochs if args.space == PRETEXT else None,
+                  "agreement": agreement, "most_shared_pairs": pairs, "clustering": clustering,
                   "speaker_mean": speaker_mean})
 
 

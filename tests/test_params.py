@@ -60,6 +60,8 @@ def test_deep_merge_replaces_lists_and_merges_dicts():
     (lambda p: p["methods"]["linear_vae"].update(info_weight=1.0), "methods.linear_vae: unknown key(s) ['info_weight']"),
     (lambda p: p["methods"]["cat_uvac"].pop("neighbour_weight"), "methods.cat_uvac.neighbour_weight: missing"),
     (lambda p: p["methods"]["uvac"].update(neighbour_space="raw"), "methods.uvac.neighbour_space: expected one of"),
+    (lambda p: p["methods"]["cat_uvac"].update(neighbour_space="pretext"), "methods.cat_uvac.pretext_epochs: missing"),
+    (lambda p: p["methods"]["linear_vae"].update(pretext_epochs=10), "methods.linear_vae: unknown key(s) ['pretext_epochs']"),
     (lambda p: p["evaluate"].update(silhouette_sample=5), "evaluate.silhouette_sample"),
 ])
 def test_bad_params_name_the_key(paper, mutate, expected):
@@ -74,6 +76,8 @@ def test_uvac_methods_may_take_the_cluster_remedies(paper):
     """They are optional for uvac (off when absent), so the paper's uvac methods need not list them."""
     ok = copy.deepcopy(paper)
     ok["methods"]["uvac"].update(info_weight=100.0, neighbour_weight=60.0, neighbour_space="log_cmn_stretched")
+    P.validate(ok)
+    ok["methods"]["uvac"].update(neighbour_space="pretext", pretext_epochs=50)
     P.validate(ok)
 
 

@@ -15,7 +15,8 @@ from uvac.models import MODELS
 from uvac.models.categorical import categorical_kl_paid
 from uvac.models.cluster_remedies import (consistency_kl, kl_uniform, neighbour_disagreement, shifted_and_warped,
                                           unequal_usage_minus_information)
-from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours
+from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours, nearest_others
+from uvac.pretext import pretext_embedding
 from uvac.training import TrainConfig, train
 
 SHAPE = (1, 16, 32)  # tiny spectrograms: the real architecture, a fraction of the cost
@@ -411,6 +412,10 @@ def test_the_loop_mines_neighbours_in_the_configured_space_with_the_clips_mask(m
         train(fresh("cat_uvac"), x, mask, quick(epochs=1, neighbour_weight=1.0, neighbour_count=3, neighbour_space=space))
         assert np.array_equal(seen[-1].numpy(), mine_neighbours(x, 3, space=space, mask=mask))
     assert not np.array_equal(seen[0].numpy(), seen[-1].numpy())  # the space matters on these clips
+    train(fresh("cat_uvac"), x, mask, quick(epochs=1, neighbour_weight=1.0, neighbour_count=3, neighbour_space="pretext",
+                                            pretext_epochs=2, seed=4))
+    embedding = pretext_embedding(x, mask, epochs=2, seed=4)  # the encoder trained with the run's seed
+    assert np.array_equal(seen[-1].numpy(), nearest_others(embedding, 3))
 
 
 def test_neighbour_mining_keeps_to_the_threads_the_job_declared(monkeypatch):
@@ -444,7 +449,11 @@ def test_remedies_are_refused_where_they_do_not_apply():
         TrainConfig(neighbour_count=0)
     with pytest.raises(ValueError, match="16 training clips, got neighbour_count=16"):
         train(fresh("cat_uvac"), x, mask, quick(neighbour_weight=1.0, neighbour_count=16))
-    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, log_cmn_stretched, log_cmn_loud_stretched, got 'log'"):
+    with pytest.raises(ValueError, match="16 training clips, got neighbour_count=16"):
+        train(fresh("cat_uvac"), x, mask, quick(neighbour_weight=1.0, neighbour_count=16, neighbour_space="pretext"))
+    with pytest.raises(ValueError, match="pretext_epochs must be >= 1, got 0"):
+        TrainConfig(pretext_epochs=0)
+    with pytest.raises(ValueError, match="neighbour_space must be one of input, log_cmn, log_cmn_stretched, log_cmn_loud_stretched, pretext, got 'log'"):
         TrainConfig(neighbour_space="log")
 
 

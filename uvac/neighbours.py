@@ -91,9 +91,7 @@ def mine_neighbours(x, n_neighbours: int = 5, n_components: int = 100, space: st
     an array or an NpzRows, as they are (space "input") or after log_cmn with mask ("log_cmn"), then
     stretch_active ("log_cmn_stretched"), or both on each clip's loud_span ("log_cmn_loud_stretched")."""
     n, dims = len(x), int(np.prod(x.shape[1:]))
-    if not 1 <= n_neighbours < n:
-        raise ValueError(f"neighbour consistency needs 1 <= neighbour_count < the {n} training clips, "
-                         f"got neighbour_count={n_neighbours}")
+    check_neighbour_count(n, n_neighbours)
     if space not in NEIGHBOUR_SPACES:
         raise ValueError(f"neighbour_space must be one of {', '.join(NEIGHBOUR_SPACES)}, got {space!r}")
 
@@ -105,8 +103,18 @@ def mine_neighbours(x, n_neighbours: int = 5, n_components: int = 100, space: st
     pca = IncrementalPCA(min(n_components, dims, min(stop - start for start, stop in blocks)))
     for start, stop in blocks:
         pca.partial_fit(rows(start, stop))
-    reduced = np.concatenate([pca.transform(rows(start, stop)) for start, stop in blocks])
-    nearest = NearestNeighbors(n_neighbors=n_neighbours + 1).fit(reduced).kneighbors(reduced, return_distance=False)
+    return nearest_others(np.concatenate([pca.transform(rows(start, stop)) for start, stop in blocks]), n_neighbours)
+
+
+def check_neighbour_count(n: int, n_neighbours: int) -> None:
+    if not 1 <= n_neighbours < n:
+        raise ValueError(f"neighbour consistency needs 1 <= neighbour_count < the {n} training clips, "
+                         f"got neighbour_count={n_neighbours}")
+
+
+def nearest_others(points: np.ndarray, n_neighbours: int) -> np.ndarray:
+    """(N, n_neighbours) indices of each point's nearest other points (N, D), nearest first."""
+    nearest = NearestNeighbors(n_neighbors=n_neighbours + 1).fit(points).kneighbors(points, return_distance=False)
     return drop_self(nearest)
 
 

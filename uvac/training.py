@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from uvac.clip_store import CHUNK_ROWS, NpzRows, chunks
 from uvac.io import atomic_path
-from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours
+from uvac import pretext
+from uvac.neighbours import NEIGHBOUR_SPACES, check_neighbour_count, mine_neighbours, nearest_others
 
 log = logging.getLogger("uvac.training")
 CHECKPOINT = "checkpoint.pt"
@@ -68,7 +69,8 @@ class TrainConfig:
     consistency_shift: int = 8      # uvac, cat_uvac: largest time shift of those views, in frames
     neighbour_weight: float = 0.0   # uvac, cat_uvac: weight of -log sum_k q(k|x) q(k|n), n one of x's nearest clips; 0 = off
     neighbour_count: int = 5        # uvac, cat_uvac: n is drawn each step from this many nearest training clips
-    neighbour_space: str = "input"  # uvac, cat_uvac: one of uvac.neighbours.NEIGHBOUR_SPACES
+    neighbour_space: str = "input"  # uvac, cat_uvac: one of uvac.neighbours.NEIGHBOUR_SPACES, or "pretext"
+    pretext_epochs: int = 100       # uvac, cat_uvac: epochs of the contrastive encoder of neighbour_space "pretext"
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
@@ -76,7 +78,7 @@ class TrainConfig:
     def __post_init__(self):
         self.logvar_clamp = tuple(float(v) for v in self.logvar_clamp)
         problems = []
-        for name in ("epochs", "batch_size", "checkpoint_every", "neighbour_count"):
+        for name in ("epochs", "batch_size", "checkpoint_every", "neighbour_count", "pretext_epochs"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("kl_warmup_epochs", "pretrain_epochs", "threads", "consistency_shift"):
@@ -94,8 +96,9 @@ class TrainConfig:
             problems.append(f"logvar_clamp must be (min, max) with min < max, got {self.logvar_clamp}")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if self.neighbour_space not in NEIGHBOUR_SPACES:
-            problems.append(f"neighbour_space must be one of {', '.join(NEIGHBOUR_SPACES)}, got {self.neighbour_space!r}")
+        if self.neighbour_space not in (*NEIGHBOUR_SPACES, pretext.SPACE):
+            problems.append(f"neighbour_space must be one of {', '.join(NEIGHBOUR_SPACES)}, {pretext.SPACE}, "
+                            f"got {self.neighbour_space!r}")
         if self.recon not in ("bce", "mse"):
             problems.append(f"recon must be 'bce' or 'mse', got {self.recon!r}")
         if problems:
@@ -194,9 +197,7 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
 
     if cfg.neighbour_weight:
         with threadpool_limits(cfg.threads or None):  # the BLAS under PCA too keeps to the job's declared threads
-            neighbours = torch.from_numpy(mine_neighbours(x.cpu() if torch.is_tensor(x) else x, cfg.neighbour_count,
-                                                          space=cfg.neighbour_space,
-                                                          mask=None if mask is None else mask.cpu().numpy()))
+            neighbours = torch.from_numpy(training_neighbours(x, mask, cfg, device))
         log.info("%s: mined the %d nearest clips (%s) of each of %d training clips", model.kind, cfg.neighbour_count,
                  cfg.neighbour_space, len(x))
     n_batches = math.ceil(len(x) / cfg.batch_size)
@@ -262,6 +263,19 @@ def memory_format(x) -> torch.memory_format:
 def gather(x, idx: torch.Tensor) -> torch.Tensor:
     """The clips of a batch: indexing of a resident tensor, or positional reads from a feature cache."""
     return torch.from_numpy(x[idx.numpy()]) if isinstance(x, NpzRows) else x[idx]
+
+
+def training_neighbours(x, mask: torch.Tensor | None, cfg: TrainConfig, device) -> np.ndarray:
+    """Each training clip's cfg.neighbour_count nearest clips in cfg.neighbour_space: a space of
+    uvac.neighbours, or the embedding of a contrastive encoder trained here first (uvac.pretext).
+    A feature cache (NpzRows) is read a block at a time."""
+    x, mask = (x.cpu() if torch.is_tensor(x) else x), (None if mask is None else mask.cpu().numpy())
+    if cfg.neighbour_space == pretext.SPACE:
+        check_neighbour_count(len(x), cfg.neighbour_count)  # before the encoder's epochs, not after
+        embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed, device=device,
+                                              progress=cfg.progress)
+        return nearest_others(embedding, cfg.neighbour_count)
+    return mine_neighbours(x, cfg.neighbour_count, space=cfg.neighbour_space, mask=mask)
 
 
 def neighbour_batch(x, neighbours: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
