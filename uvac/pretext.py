@@ -2,7 +2,7 @@
 al. 2020, with SimCLR's loss, Chen et al. 2020): the neighbour_space "pretext".
 
 In the input and in the hand-made spaces of uvac.neighbours, words that share most of their frames
-("one" and "three" of synth_digits) are each other's nearest clips, and a clustering that asks
+("five" and "nine" of synth_digits) are each other's nearest clips, and a clustering that asks
 neighbours to agree glues them together (docs/accuracy.md, "Past the merged pair"). Here a small
 encoder learns instead what survives the changes a speaker, a room and a microphone make to a word:
 two random views of each clip (random_views) should be each other's nearest among a batch's views.
