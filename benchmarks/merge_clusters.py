@@ -22,6 +22,7 @@ test label (a ceiling no merge can pass).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ from sklearn.cluster import AgglomerativeClustering, SpectralClustering
 
 from common import OUT_DIR, load_run_model, write_report  # benchmarks/common.py
 from uvac.metrics import label_scores
-from uvac.neighbours import mine_neighbours
+from uvac.pretext import SPACE as PRETEXT
+from uvac.training import training_neighbours
 from uvac.pipeline import load_split
 
 
@@ -83,9 +85,11 @@ def main() -> None:
     for run_dir in args.runs:
         est = load_run_model(run_dir, train["x"].shape[1:], kinds=("uvac", "cat_uvac"))
         p_train, p_test = est.predict_proba(train["x"]), est.predict_proba(test["x"])
-        space = est.config.neighbour_space
+        cfg = dataclasses.replace(est.config, neighbour_count=args.neighbours, progress=False)
+        # the run's own neighbour space; a pretext encoder's embedding also depends on its seed and epochs
+        space = (cfg.neighbour_space, *((cfg.seed, cfg.pretext_epochs) if cfg.neighbour_space == PRETEXT else ()))
         if space not in nearest_by_space:
-            nearest_by_space[space] = mine_neighbours(train["x"], args.neighbours, space=space, mask=train["mask"])
+            nearest_by_space[space] = training_neighbours(train["x"], train["mask"], cfg)
         affinities = cluster_affinities(p_train, neighbour_graph(nearest_by_space[space]))
 
         clusters = p_test.argmax(1)

@@ -265,11 +265,12 @@ def gather(x, idx: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(x[idx.numpy()]) if isinstance(x, NpzRows) else x[idx]
 
 
-def training_neighbours(x, mask: torch.Tensor | None, cfg: TrainConfig, device) -> np.ndarray:
+def training_neighbours(x, mask, cfg: TrainConfig, device="cpu") -> np.ndarray:
     """Each training clip's cfg.neighbour_count nearest clips in cfg.neighbour_space: a space of
     uvac.neighbours, or the embedding of a contrastive encoder trained here first (uvac.pretext).
-    A feature cache (NpzRows) is read a block at a time."""
-    x, mask = (x.cpu() if torch.is_tensor(x) else x), (None if mask is None else mask.cpu().numpy())
+    x and mask are arrays or tensors; a feature cache (NpzRows) is read a block at a time."""
+    x = x.cpu() if torch.is_tensor(x) else x
+    mask = mask.cpu().numpy() if torch.is_tensor(mask) else mask
     if cfg.neighbour_space == pretext.SPACE:
         check_neighbour_count(len(x), cfg.neighbour_count)  # before the encoder's epochs, not after
         embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed, device=device,
