@@ -12,7 +12,10 @@ to take a speaker's or a channel's spectral colouring out of speech features; Ca
 neighbour_space); `--space log_cmn_stretched` also stretches each clip's active frames over all its
 frames; `--space log_cmn_loud_stretched` does both over each clip's loud span only; `--space pretext`
 asks it of the embedding of uvac.pretext's contrastive encoder, trained here on these clips for
---pretext-epochs epochs. The label pairs whose clips are most often each other's neighbours are listed too.
+--pretext-epochs epochs. The label pairs whose clips are most often each other's neighbours are listed too,
+and how often a clip's nearest clip of another speaker has its label. `--centre-speakers` first takes
+each speaker's mean out of the space: what the space holds of the label once the speaker's offset is
+gone (speaker normalisation, which needs the speakers of the manifest, not the labels).
 
     .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space SPACE]
 """
@@ -48,9 +51,33 @@ def most_shared_pairs(neighbours: np.ndarray, labels: np.ndarray, names: list, t
     return sorted(shares, key=lambda row: -row["share"])[:top]
 
 
-def clustering_accuracies(x: np.ndarray, labels: np.ndarray, k: int, n_components: int, seed: int) -> dict:
+def centre_groups(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """x less the mean of its group's rows, row by row (each speaker's mean taken out)."""
+    x = x.astype(np.float32, copy=True)
+    for group in np.unique(groups):
+        x[groups == group] -= x[groups == group].mean(axis=0)
+    return x
+
+
+def nearest_of_another_group(points: np.ndarray, groups: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """Each row's nearest row (Euclidean) among the rows of other groups, `rows` rows at a time."""
+    sq = (points ** 2).sum(axis=1)
+    nearest = []
+    for start in range(0, len(points), rows):
+        block = slice(start, start + rows)
+        distances = sq[block, None] + sq[None, :] - 2 * points[block] @ points.T
+        distances[groups[block, None] == groups[None, :]] = np.inf
+        nearest.append(distances.argmin(axis=1))
+    return np.concatenate(nearest)
+
+
+def reduce(x: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     # fewer components than clips: a square input reads to SpectralClustering as an affinity matrix
-    reduced = PCA(min(n_components, len(x) - 1, flat(x).shape[1]), random_state=seed).fit_transform(flat(x))
+    return PCA(min(n_components, len(x) - 1, flat(x).shape[1]), random_state=seed).fit_transform(flat(x))
+
+
+def clustering_accuracies(x: np.ndarray, labels: np.ndarray, k: int, n_components: int, seed: int) -> dict:
+    reduced = reduce(x, n_components, seed)
     clusters = {"kmeans": KMeans(k, n_init=10, random_state=seed).fit_predict(reduced),
                 "spectral": SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=10,
                                                random_state=seed).fit_predict(reduced)}
@@ -65,6 +92,7 @@ def main() -> None:
     ap.add_argument("--space", choices=(*NEIGHBOUR_SPACES, PRETEXT), default="input",
                     help="the input as K-means sees it, as uvac.neighbours.to_space gives it, or uvac.pretext's embedding")
     ap.add_argument("--pretext-epochs", type=int, default=100, help="epochs of the contrastive encoder (--space pretext)")
+    ap.add_argument("--centre-speakers", action="store_true", help="take each speaker's mean out of the space first")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None,
                     help="report path (default results/benchmarks/input_neighbours_<dataset>[_<space>].json)")
@@ -79,18 +107,27 @@ def main() -> None:
     manifest = pd.read_parquet(args.features / "manifest.parquet").set_index("clip_id")
     speakers = manifest["speaker"].loc[clip_ids].to_numpy() if "speaker" in manifest else None
     k = len(np.unique(labels))
+    if args.centre_speakers and (speakers is None or pd.isna(speakers).any()):
+        raise SystemExit(f"{args.features}/manifest.parquet: --centre-speakers needs a speaker for every clip")
 
     if args.space == PRETEXT:
         x = pretext_embedding(x, mask, epochs=args.pretext_epochs, seed=args.seed, progress=True)
+        if args.centre_speakers:
+            x = centre_groups(x, speakers)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)  # cosine neighbours, as the embedding's own
         neighbours = nearest_others(x, max(args.neighbours))
     else:
         x = to_space(x, mask, args.space)
+        if args.centre_speakers:
+            x = centre_groups(x, speakers)
         neighbours = mine_neighbours(x, max(args.neighbours), args.components)
     names = json.loads((args.features / "summary.json").read_text())["labels"]
     pairs = most_shared_pairs(neighbours[:, :5], labels, names)
     agreement = [{"neighbours": n, "label": shared_fraction(neighbours[:, :n], labels),
                   "speaker": None if speakers is None else shared_fraction(neighbours[:, :n], speakers)}
                  for n in args.neighbours]
+    across = None if speakers is None else \
+        shared_fraction(nearest_of_another_group(reduce(x, args.components, args.seed), speakers)[:, None], labels)
     groups = {"all clips": np.ones(len(x), bool)}
     if speakers is not None:
         groups |= {f"speaker {s}": speakers == s for s in np.unique(speakers)}
@@ -107,17 +144,20 @@ def main() -> None:
     for row in clustering:
         print(f"{row['clips']:<20} {row['n']:>5} clips  K-means {100 * row['kmeans']:6.2f} %"
               f"  spectral {100 * row['spectral']:6.2f} %")
+    if across is not None:
+        print(f"nearest clip of another speaker: same label {100 * across:6.2f} %")
     print("most shared label pairs (of a clip's 5 nearest): "
           + ", ".join(f"{row['label']} -> {row['neighbour']} {100 * row['share']:.1f} %" for row in pairs))
     if speaker_mean:
         print(f"{f'mean of {len(per_speaker)} speakers':<32}  K-means {100 * speaker_mean['kmeans']:6.2f} %"
               f"  spectral {100 * speaker_mean['spectral']:6.2f} %")
-    suffix = "" if args.space == "input" else f"_{args.space}"
+    suffix = ("" if args.space == "input" else f"_{args.space}") + ("_centred" if args.centre_speakers else "")
     write_report(args.out or OUT_DIR / f"input_neighbours_{args.features.name}{suffix}.json",
                  {"features": str(args.features), "space": args.space,
                   "components": args.components, "k": k, "seed": args.seed,
                   "pretext_epochs": args.pretext_epochs if args.space == PRETEXT else None,
-                  "agreement": agreement, "most_shared_pairs": pairs, "clustering": clustering,
+                  "centre_speakers": args.centre_speakers, "agreement": agreement,
+                  "another_speaker_nearest_same_label": across, "most_shared_pairs": pairs, "clustering": clustering,
                   "speaker_mean": speaker_mean})
 
 
