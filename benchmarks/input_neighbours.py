@@ -12,10 +12,10 @@ to take a speaker's or a channel's spectral colouring out of speech features; Ca
 neighbour_space); `--space log_cmn_stretched` also stretches each clip's active frames over all its
 frames; `--space log_cmn_loud_stretched` does both over each clip's loud span only; `--space pretext`
 asks it of the embedding of uvac.pretext's contrastive encoder, trained here on these clips for
---pretext-epochs epochs. The label pairs whose clips are most often each other's neighbours are listed too,
-and how often a clip's nearest clip of another speaker has its label. `--centre-speakers` first takes
-each speaker's mean out of the space: what the space holds of the label once the speaker's offset is
-gone (speaker normalisation, which needs the speakers of the manifest, not the labels).
+--pretext-epochs epochs. The label pairs whose clips are most often each other's neighbours are listed
+too, and how often a clip's nearest clip of another speaker (in the PCA K-means sees) has its label.
+`--centre-speakers` first takes each speaker's mean out of the space: what the space holds of the label
+once the speaker's offset is gone (speaker normalisation, which needs the manifest's speakers, not labels).
 
     .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space SPACE]
 """
@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("--centre-speakers", action="store_true", help="take each speaker's mean out of the space first")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None,
-                    help="report path (default results/benchmarks/input_neighbours_<dataset>[_<space>].json)")
+                    help="report path (default results/benchmarks/input_neighbours_<dataset>[_<space>][_centred].json)")
     args = ap.parse_args()
 
     splits = [load_split(args.features, name) for name in ("train", "test")]
