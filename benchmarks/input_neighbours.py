@@ -76,8 +76,8 @@ def reduce(x: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     return PCA(min(n_components, len(x) - 1, flat(x).shape[1]), random_state=seed).fit_transform(flat(x))
 
 
-def clustering_accuracies(x: np.ndarray, labels: np.ndarray, k: int, n_components: int, seed: int) -> dict:
-    reduced = reduce(x, n_components, seed)
+def clustering_accuracies(reduced: np.ndarray, labels: np.ndarray, k: int, seed: int) -> dict:
+    """K-means and spectral clustering accuracy on points already reduced by `reduce`."""
     clusters = {"kmeans": KMeans(k, n_init=10, random_state=seed).fit_predict(reduced),
                 "spectral": SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=10,
                                                random_state=seed).fit_predict(reduced)}
@@ -126,14 +126,15 @@ def main() -> None:
     agreement = [{"neighbours": n, "label": shared_fraction(neighbours[:, :n], labels),
                   "speaker": None if speakers is None else shared_fraction(neighbours[:, :n], speakers)}
                  for n in args.neighbours]
+    reduced = reduce(x, args.components, args.seed)  # all clips: for K-means and the other-speaker neighbours
     across = None if speakers is None else \
-        shared_fraction(nearest_of_another_group(reduce(x, args.components, args.seed), speakers)[:, None], labels)
-    groups = {"all clips": np.ones(len(x), bool)}
-    if speakers is not None:
-        groups |= {f"speaker {s}": speakers == s for s in np.unique(speakers)}
-    clustering = [{"clips": name, "n": int(keep.sum()),
-                   **clustering_accuracies(x[keep], labels[keep], k, args.components, args.seed)}
-                  for name, keep in groups.items()]
+        shared_fraction(nearest_of_another_group(reduced, speakers)[:, None], labels)
+    clustering = [{"clips": "all clips", "n": len(x), **clustering_accuracies(reduced, labels, k, args.seed)}]
+    if speakers is not None:  # each speaker's clips reduced on their own
+        clustering += [{"clips": f"speaker {s}", "n": int((speakers == s).sum()),
+                        **clustering_accuracies(reduce(x[speakers == s], args.components, args.seed),
+                                                labels[speakers == s], k, args.seed)}
+                       for s in np.unique(speakers)]
     per_speaker = clustering[1:]
     speaker_mean = {name: round(float(np.mean([row[name] for row in per_speaker])), 4)
                     for name in ("kmeans", "spectral")} if per_speaker else None
