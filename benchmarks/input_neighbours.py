@@ -33,7 +33,7 @@ from sklearn.decomposition import PCA
 from common import OUT_DIR, write_report  # benchmarks/common.py
 from uvac.baselines import flat
 from uvac.metrics import unsupervised_accuracy
-from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours, nearest_others, to_space
+from uvac.neighbours import NEIGHBOUR_SPACES, centre_groups, mine_neighbours, nearest_of_other_groups, nearest_others, to_space
 from uvac.pretext import SPACE as PRETEXT, pretext_embedding
 from uvac.pipeline import load_split
 
@@ -49,26 +49,6 @@ def most_shared_pairs(neighbours: np.ndarray, labels: np.ndarray, names: list, t
                "share": round(float((labels[neighbours[labels == a]] == b).mean()), 4)}
               for a in np.unique(labels) for b in np.unique(labels) if a != b]
     return sorted(shares, key=lambda row: -row["share"])[:top]
-
-
-def centre_groups(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """x less the mean of its group's rows, row by row (each speaker's mean taken out)."""
-    x = x.astype(np.float32, copy=True)
-    for group in np.unique(groups):
-        x[groups == group] -= x[groups == group].mean(axis=0)
-    return x
-
-
-def nearest_of_another_group(points: np.ndarray, groups: np.ndarray, rows: int = 1024) -> np.ndarray:
-    """Each row's nearest row (Euclidean) among the rows of other groups, `rows` rows at a time."""
-    sq = (points ** 2).sum(axis=1)
-    nearest = []
-    for start in range(0, len(points), rows):
-        block = slice(start, start + rows)
-        distances = sq[block, None] + sq[None, :] - 2 * points[block] @ points.T
-        distances[groups[block, None] == groups[None, :]] = np.inf
-        nearest.append(distances.argmin(axis=1))
-    return np.concatenate(nearest)
 
 
 def reduce(x: np.ndarray, n_components: int, seed: int) -> np.ndarray:
@@ -128,7 +108,7 @@ def main() -> None:
                  for n in args.neighbours]
     reduced = reduce(x, args.components, args.seed)  # all clips: for K-means and the other-speaker neighbours
     across = None if speakers is None else \
-        shared_fraction(nearest_of_another_group(reduced, speakers)[:, None], labels)
+        shared_fraction(nearest_of_other_groups(reduced, speakers), labels)
     clustering = [{"clips": "all clips", "n": len(x), **clustering_accuracies(reduced, labels, k, args.seed)}]
     if speakers is not None:  # each speaker's clips reduced on their own
         clustering += [{"clips": f"speaker {s}", "n": int((speakers == s).sum()),

@@ -51,7 +51,7 @@ from uvac.metrics import label_scores
 from uvac.models import cluster_remedies, layers
 from uvac.params import load as load_params
 from uvac.pipeline import load_split
-from uvac.runs import ESTIMATORS, latents, make_estimator, write_run_outputs
+from uvac.runs import ESTIMATORS, clip_speakers, latents, make_estimator, write_run_outputs
 
 CHANGES = ("dense_decoder", "z_invariance", "time_stretch", "iic")
 
@@ -179,7 +179,8 @@ def main() -> None:
         fit_s = time.perf_counter() - t0
     else:
         est = make_estimator(method, args.k, args.seed, params["train"], threads=1)
-        est.fit(train["x"], train["mask"])
+        est.fit(train["x"], train["mask"],
+                speakers=clip_speakers(args.features, train["clip_id"]) if method.get("speaker_centred") else None)
         fit_s = time.perf_counter() - t0
         clusters, (z_test, proba_test) = est.predict(test["x"]), latents(est, test["x"])
         if args.save:  # a run directory as the train rule writes it

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from input_neighbours import centre_groups, most_shared_pairs, nearest_of_another_group, shared_fraction  # noqa: E402
+from input_neighbours import most_shared_pairs, shared_fraction  # noqa: E402
 
 
 def test_agreement_counts_the_neighbours_that_share_a_clips_value():
@@ -24,17 +24,3 @@ def test_the_most_shared_pairs_come_first_with_each_share_of_the_labels_neighbou
     assert pairs[:2] == [{"label": "a", "neighbour": "b", "share": round(2 / 6, 4)},
                          {"label": "b", "neighbour": "a", "share": round(1 / 6, 4)}]
     assert pairs[2]["share"] == 0.0
-
-
-def test_centring_takes_each_speakers_mean_out_and_the_nearest_of_another_speaker_crosses():
-    # two speakers, each offset far along the first axis; within a speaker the label sits on the second
-    speakers = np.array(["a", "a", "b", "b"])
-    labels = np.array([0, 1, 0, 1])
-    x = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
-    centred = centre_groups(x, speakers)
-    assert np.allclose(centred, [[0, -0.5], [0, 0.5], [0, -0.5], [0, 0.5]])
-    # the nearest clip at all is of the same speaker; the nearest of another speaker has the label
-    assert nearest_of_another_group(x, speakers, rows=3).tolist() == [2, 3, 0, 1]
-    assert shared_fraction(nearest_of_another_group(centred, speakers)[:, None], labels) == 1.0
-    # a row never finds itself or its own speaker, even where that is nearest
-    assert nearest_of_another_group(np.array([[0.0], [0.1], [5.0]]), np.array([1, 1, 2])).tolist() == [2, 2, 1]

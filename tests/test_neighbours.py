@@ -7,8 +7,8 @@ import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from uvac.clip_store import CHUNK_ROWS, NpzRows
-from uvac.neighbours import (LOG_FLOOR, LOUD_SHARE, drop_self, log_cmn, loud_span, mine_neighbours, row_blocks,
-                             stretch_active)
+from uvac.neighbours import (LOG_FLOOR, LOUD_SHARE, centre_groups, drop_self, log_cmn, loud_span, mine_neighbours,
+                             nearest_of_other_groups, row_blocks, stretch_active)
 
 
 def test_mined_neighbours_are_the_nearest_other_clips_nearest_first():
@@ -159,3 +159,18 @@ def test_in_log_cmn_loud_stretched_space_neighbours_follow_the_word_not_the_quie
               for space in ("log_cmn_stretched", "log_cmn_loud_stretched")}
     assert (onset[second["log_cmn_stretched"]] == onset).all() and (word[second["log_cmn_stretched"]] != word).all()
     assert (word[second["log_cmn_loud_stretched"]] == word).all()
+
+
+def test_centring_takes_each_speakers_mean_out_and_the_nearest_of_other_speakers_cross():
+    # two speakers, each offset far along the first axis; within a speaker the label sits on the second
+    speakers = np.array(["a", "a", "b", "b"])
+    x = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    centred = centre_groups(x, speakers)
+    assert np.allclose(centred, [[0, -0.5], [0, 0.5], [0, -0.5], [0, 0.5]])
+    # the nearest clip at all is of the same speaker; the nearest of another speaker has the label
+    assert nearest_of_other_groups(x, speakers, rows=3)[:, 0].tolist() == [2, 3, 0, 1]
+    assert nearest_of_other_groups(centred, speakers, 2, rows=3).tolist() == [[2, 3], [3, 2], [0, 1], [1, 0]]
+    # a row never finds itself or its own speaker, even where that is nearest
+    assert nearest_of_other_groups(np.array([[0.0], [0.1], [5.0]]), np.array([1, 1, 2]))[:, 0].tolist() == [2, 2, 1]
+    with pytest.raises(ValueError, match="the 2 clips outside the largest speaker's 2, got neighbour_count=3"):
+        nearest_of_other_groups(x, speakers, 3)

@@ -62,6 +62,11 @@ def test_deep_merge_replaces_lists_and_merges_dicts():
     (lambda p: p["methods"]["uvac"].update(neighbour_space="raw"), "methods.uvac.neighbour_space: expected one of"),
     (lambda p: p["methods"]["cat_uvac"].update(neighbour_space="pretext"), "methods.cat_uvac.pretext_epochs: missing"),
     (lambda p: p["methods"]["linear_vae"].update(pretext_epochs=10), "methods.linear_vae: unknown key(s) ['pretext_epochs']"),
+    (lambda p: p["methods"]["cat_uvac"].pop("cluster_init_epochs"), "methods.cat_uvac.cluster_init_epochs: missing"),
+    (lambda p: p["methods"]["cat_uvac"].update(speaker_centred=True), "methods.cat_uvac.neighbour_space: expected 'pretext', got 'input' (speaker_centred acts on the pretext embedding)"),
+    (lambda p: p["methods"]["cat_uvac"].update(cluster_init_epochs=3), "methods.cat_uvac.neighbour_space: expected 'pretext', got 'input' (cluster_init_epochs starts from the pretext embedding)"),
+    (lambda p: p["methods"]["uvac"].update(cluster_init_epochs=3), "methods.uvac: unknown key(s) ['cluster_init_epochs']"),
+    (lambda p: p["methods"]["cat_uvac"].update(speaker_centred="yes"), "methods.cat_uvac.speaker_centred: expected boolean"),
     (lambda p: p["evaluate"].update(silhouette_sample=5), "evaluate.silhouette_sample"),
 ])
 def test_bad_params_name_the_key(paper, mutate, expected):

@@ -3,9 +3,11 @@ import logging
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_info
 
@@ -15,8 +17,9 @@ from uvac.models import MODELS
 from uvac.models.categorical import categorical_kl_paid
 from uvac.models.cluster_remedies import (consistency_kl, kl_uniform, neighbour_disagreement, shifted_and_warped,
                                           unequal_usage_minus_information)
-from uvac.neighbours import NEIGHBOUR_SPACES, mine_neighbours, nearest_others
+from uvac.neighbours import NEIGHBOUR_SPACES, centre_groups, mine_neighbours, nearest_of_other_groups, nearest_others
 from uvac.pretext import pretext_embedding
+from uvac.runs import clip_speakers
 from uvac.training import TrainConfig, train
 
 SHAPE = (1, 16, 32)  # tiny spectrograms: the real architecture, a fraction of the cost
@@ -418,6 +421,61 @@ def test_the_loop_mines_neighbours_in_the_configured_space_with_the_clips_mask(m
     assert np.array_equal(seen[-1].numpy(), nearest_others(embedding, 3))
 
 
+def test_speaker_centred_neighbours_are_the_nearest_of_other_speakers_in_the_centred_embedding(monkeypatch):
+    x, mask = spectrograms()
+    speakers = np.array(["a", "b"] * 8)
+    seen, real_batch = [], training.neighbour_batch
+    monkeypatch.setattr(training, "neighbour_batch", lambda x_, nb, idx: seen.append(nb) or real_batch(x_, nb, idx))
+    cfg = quick(epochs=1, neighbour_weight=1.0, neighbour_count=3, neighbour_space="pretext", pretext_epochs=2,
+                seed=4, speaker_centred=True)
+    train(fresh("cat_uvac"), x, mask, cfg, speakers=speakers)
+    embedding = pretext_embedding(x, mask, epochs=2, seed=4)
+    centred = centre_groups(embedding, speakers)
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    assert np.allclose(np.linalg.norm(training.pretext_points(x, mask, cfg, speakers=speakers), axis=1), 1)
+    assert np.array_equal(seen[-1].numpy(), nearest_of_other_groups(centred, speakers, 3))
+    assert (speakers[seen[-1].numpy()] != speakers[:, None]).all()
+    with pytest.raises(ValueError, match="speaker_centred needs the speaker of each of the 16 training clips; got none"):
+        train(fresh("cat_uvac"), x, mask, cfg)
+    with pytest.raises(ValueError, match="16 training clips; got 16, 1 missing"):
+        train(fresh("cat_uvac"), x, mask, cfg, speakers=np.array(["a", "b"] * 7 + ["a", None], object))
+    with pytest.raises(ValueError, match="the 8 clips outside the largest speaker's 8, got neighbour_count=9"):
+        train(fresh("cat_uvac"), x, mask, quick(neighbour_weight=1.0, neighbour_count=9, neighbour_space="pretext",
+                                                speaker_centred=True), speakers=speakers)
+
+
+def test_the_cluster_initialisation_teaches_q_y_the_kmeans_clusters_of_the_pretext_embedding():
+    x, mask = spectrograms(n=48)
+    cfg = quick(epochs=1, neighbour_space="pretext", pretext_epochs=2, cluster_init_epochs=30, lr_start=3e-3, seed=1)
+    model, perm_gen = fresh("cat_uvac"), torch.Generator().manual_seed(1)
+    embedding = training.pretext_points(x, mask, cfg)
+    history = training.init_clusters(model, torch.from_numpy(x), torch.from_numpy(mask), cfg, torch.device("cpu"),
+                                     perm_gen, embedding)
+    assert [row["phase"] for row in history] == ["cluster_init"] * 30
+    assert history[-1]["loss"] < 0.25 * history[0]["loss"]
+    taught = KMeans(3, n_init=10, random_state=1).fit_predict(embedding)
+    _, log_q = training.infer(model, torch.from_numpy(x))
+    assert (log_q.argmax(1) == taught).mean() >= 0.9  # the clusters themselves, not a relabelling of them
+    # in the loop: the initialisation's epochs come first, then the full loss's, from one seed
+    run = train(fresh("cat_uvac"), x, mask, quick(epochs=2, neighbour_space="pretext", pretext_epochs=2,
+                                                  cluster_init_epochs=2, seed=1))
+    assert [row["phase"] for row in run] == ["cluster_init", "cluster_init", "train", "train"]
+    again = train(fresh("cat_uvac"), x, mask, quick(epochs=2, neighbour_space="pretext", pretext_epochs=2,
+                                                    cluster_init_epochs=2, seed=1))
+    assert without_time(run) == without_time(again)
+
+
+def test_the_pretext_settings_are_refused_where_they_do_not_apply():
+    x, mask = spectrograms()
+    with pytest.raises(ValueError, match="only cat_uvac has \\(model: uvac\\)"):
+        train(fresh("uvac"), x, mask, quick(neighbour_space="pretext", cluster_init_epochs=1))
+    for setting in ({"speaker_centred": True}, {"cluster_init_epochs": 2}):
+        with pytest.raises(ValueError, match="need neighbour_space 'pretext', got 'log_cmn'"):
+            TrainConfig(neighbour_space="log_cmn", **setting)
+    with pytest.raises(ValueError, match="cluster_init_epochs must be >= 0, got -1"):
+        TrainConfig(cluster_init_epochs=-1)
+
+
 def test_neighbour_mining_keeps_to_the_threads_the_job_declared(monkeypatch):
     """Several jobs on one machine each mine with PCA; BLAS would otherwise take every core in each."""
     x, mask = spectrograms()
@@ -532,3 +590,11 @@ def test_estimators_validate_their_input():
         est.predict(x)
     with pytest.raises(TypeError, match="unknown training setting"):
         UVAC(3, learning_rate=1.0)
+
+
+def test_the_speakers_of_a_run_come_from_the_manifest_in_the_clips_order_and_a_missing_one_is_refused(tmp_path):
+    pd.DataFrame({"clip_id": ["c1", "c2", "c3"], "speaker": ["jo", "al", None]}).to_parquet(tmp_path / "manifest.parquet")
+    assert clip_speakers(tmp_path, np.array(["c2", "c1"])).tolist() == ["al", "jo"]
+    with pytest.raises(ValueError, match=r"manifest.parquet: speaker_centred needs the speaker of every training clip; "
+                                         r"1 of 2 have none \(e.g. 'c3'\)"):
+        clip_speakers(tmp_path, np.array(["c1", "c3"]))

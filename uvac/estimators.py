@@ -41,12 +41,13 @@ class _VAEEstimator:
 
     # --- fitting ---------------------------------------------------------------------------
 
-    def fit(self, X, mask=None, run_dir=None):
-        """Train on X (and its frame mask); with run_dir, checkpoints go there and a run resumes."""
+    def fit(self, X, mask=None, run_dir=None, speakers=None):
+        """Train on X (and its frame mask); with run_dir, checkpoints go there and a run resumes.
+        speakers: each clip's speaker, for the setting speaker_centred."""
         X, mask = self._check(X, mask)
         torch.manual_seed(self.config.seed)
         self.model_ = MODELS[self.kind](X.shape[1:], self.n_clusters, self.latent_dim)
-        self.history_ = train(self.model_, X, mask, self.config, run_dir)
+        self.history_ = train(self.model_, X, mask, self.config, run_dir, speakers=speakers)
         return self
 
     def transform(self, X) -> np.ndarray:

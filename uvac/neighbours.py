@@ -112,6 +112,13 @@ def check_neighbour_count(n: int, n_neighbours: int) -> None:
                          f"got neighbour_count={n_neighbours}")
 
 
+def check_other_group_count(groups: np.ndarray, n_neighbours: int) -> None:
+    largest = np.unique(groups, return_counts=True)[1].max()
+    if not 1 <= n_neighbours <= len(groups) - largest:
+        raise ValueError(f"neighbours of other speakers: needs 1 <= neighbour_count <= the {len(groups) - largest} "
+                         f"clips outside the largest speaker's {largest}, got neighbour_count={n_neighbours}")
+
+
 def nearest_others(points: np.ndarray, n_neighbours: int) -> np.ndarray:
     """(N, n_neighbours) indices of each point's nearest other points (N, D), nearest first."""
     nearest = NearestNeighbors(n_neighbors=n_neighbours + 1).fit(points).kneighbors(points, return_distance=False)
@@ -124,3 +131,30 @@ def drop_self(nearest: np.ndarray) -> np.ndarray:
     others = nearest != np.arange(n)[:, None]
     others[others.sum(1) == width, -1] = False  # the row was not among its nearest: drop the farthest instead
     return nearest[others].reshape(n, width - 1)
+
+
+def centre_groups(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """x less the mean of its group's rows, row by row (each speaker's mean taken out)."""
+    x = x.astype(np.float32, copy=True)
+    for group in np.unique(groups):
+        x[groups == group] -= x[groups == group].mean(axis=0)
+    return x
+
+
+def nearest_of_other_groups(points: np.ndarray, groups: np.ndarray, n_neighbours: int = 1,
+                            rows: int = 1024) -> np.ndarray:
+    """(N, n_neighbours) indices of each row's nearest rows (Euclidean) among the rows of other groups,
+    nearest first, `rows` rows at a time (no N x N matrix)."""
+    groups = np.asarray(groups)
+    check_other_group_count(groups, n_neighbours)
+    sq = (points ** 2).sum(axis=1)
+    nearest = []
+    for start in range(0, len(points), rows):
+        block = slice(start, start + rows)
+        distances = sq[block, None] + sq[None, :] - 2 * points[block] @ points.T
+        distances[groups[block, None] == groups[None, :]] = np.inf
+        top = np.argpartition(distances, n_neighbours - 1, axis=1)[:, :n_neighbours]
+        order = np.take_along_axis(distances, top, axis=1).argsort(axis=1, kind="stable")
+        nearest.append(np.take_along_axis(top, order, axis=1))
+    return np.concatenate(nearest)
+

@@ -116,6 +116,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where}: expected one of {error.validator_value}, got {error.instance!r}"
     if v == "type":
         return f"{where}: expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
+    if v == "const":  # a value another key requires: the schema's description says which and why
+        why = error.schema.get("description")
+        return f"{where}: expected {error.validator_value!r}, got {error.instance!r}" + (f" ({why})" if why else "")
     return f"{where}: {error.message}"
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .estimators import CategoricalUVAC, LinearVAE, UVAC
 from .io import atomic_path, write_json
@@ -48,13 +49,27 @@ def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, 
     data, test = load_split(features_dir, "train", lazy=True), load_split(features_dir, "test", lazy=True)
     check_k(k, len(test["clip_id"]), Path(features_dir).name)
     est = make_estimator(method, k, seed, train)
-    est.fit(data["x"], data["mask"], run_dir=run_dir)
+    speakers = clip_speakers(features_dir, data["clip_id"]) if method.get("speaker_centred") else None
+    est.fit(data["x"], data["mask"], run_dir=run_dir, speakers=speakers)
     est.save(run_dir / "model.pt")
 
     z, proba = latents(est, test["x"])
     out = {"z": z, "cluster": est.predict(test["x"]), "proba": proba}
     return write_run_outputs(run_dir, test, out, k=k, seed=seed,
                              extra={"epochs": method["epochs"], "device": str(resolve_device(est.config.device))})
+
+
+def clip_speakers(features_dir: Path, clip_ids: np.ndarray) -> np.ndarray:
+    """Each clip's speaker, from the feature cache's manifest; refused where a clip has none."""
+    manifest = Path(features_dir) / "manifest.parquet"
+    table = pd.read_parquet(manifest, columns=["clip_id", "speaker"]).set_index("clip_id")["speaker"]
+    speakers = table.reindex(clip_ids)
+    if speakers.isna().any():
+        missing = speakers.index[speakers.isna()]
+        raise ValueError(f"{manifest}: speaker_centred needs the speaker of every training clip; {len(missing)} of "
+                         f"{len(speakers)} have none (e.g. {missing[0]!r}). Use a dataset whose files name their "
+                         f"speakers, or set speaker_centred: false")
+    return speakers.to_numpy()
 
 
 def write_run_outputs(run_dir: Path, test: dict, out: dict, *, k: int, seed: int, extra: dict) -> dict:

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+import torch.nn.functional as F
+from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
@@ -31,7 +34,8 @@ from tqdm.auto import tqdm
 from uvac.clip_store import CHUNK_ROWS, NpzRows, chunks
 from uvac.io import atomic_path
 from uvac import pretext
-from uvac.neighbours import NEIGHBOUR_SPACES, check_neighbour_count, mine_neighbours, nearest_others
+from uvac.neighbours import (NEIGHBOUR_SPACES, centre_groups, check_neighbour_count, check_other_group_count,
+                             mine_neighbours, nearest_of_other_groups, nearest_others)
 
 log = logging.getLogger("uvac.training")
 CHECKPOINT = "checkpoint.pt"
@@ -71,6 +75,9 @@ class TrainConfig:
     neighbour_count: int = 5        # uvac, cat_uvac: n is drawn each step from this many nearest training clips
     neighbour_space: str = "input"  # uvac, cat_uvac: one of uvac.neighbours.NEIGHBOUR_SPACES, or "pretext"
     pretext_epochs: int = 100       # uvac, cat_uvac: epochs of the contrastive encoder of neighbour_space "pretext"
+    speaker_centred: bool = False   # uvac, cat_uvac, "pretext": each speaker's mean taken out of that embedding, and
+                                    # neighbours drawn from other speakers (needs the speakers of the training clips)
+    cluster_init_epochs: int = 0    # cat_uvac, "pretext": epochs teaching q(y|x) K-means clusters of that embedding first
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
@@ -81,7 +88,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "checkpoint_every", "neighbour_count", "pretext_epochs"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("kl_warmup_epochs", "pretrain_epochs", "threads", "consistency_shift"):
+        for name in ("kl_warmup_epochs", "pretrain_epochs", "threads", "consistency_shift", "cluster_init_epochs"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_start", "lr_end", "tau_start", "tau_end", "lam"):
@@ -99,6 +106,9 @@ class TrainConfig:
         if self.neighbour_space not in (*NEIGHBOUR_SPACES, pretext.SPACE):
             problems.append(f"neighbour_space must be one of {', '.join(NEIGHBOUR_SPACES)}, {pretext.SPACE}, "
                             f"got {self.neighbour_space!r}")
+        if (self.speaker_centred or self.cluster_init_epochs) and self.neighbour_space != pretext.SPACE:
+            problems.append(f"speaker_centred and cluster_init_epochs act on the pretext embedding: they need "
+                            f"neighbour_space {pretext.SPACE!r}, got {self.neighbour_space!r}")
         if self.recon not in ("bce", "mse"):
             problems.append(f"recon must be 'bce' or 'mse', got {self.recon!r}")
         if problems:
@@ -161,17 +171,25 @@ def compiled_loss(loss, cfg: TrainConfig, device):
     return step
 
 
-def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> list[dict]:
+def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, speakers=None) -> list[dict]:
     """Train `model` in place on x (N, *model.input_shape) and return the per-epoch history.
 
     With run_dir, the checkpoint and history.jsonl / history.csv go there, and an existing
     checkpoint is resumed (refused if it belongs to another model, data size or configuration).
+    speakers (N,): each clip's speaker, which cfg.speaker_centred needs.
     """
     cfg = cfg or TrainConfig()
     if cfg.pretrain_epochs and model.kind != "uvac":
         raise ValueError(f"pretrain_epochs initialises a mixture prior, which only uvac has (model: {model.kind})")
     if cfg.free_bits and model.kind != "cat_uvac":
         raise ValueError(f"free_bits applies to the categorical KL of cat_uvac (model: {model.kind})")
+    if cfg.cluster_init_epochs and model.kind != "cat_uvac":
+        raise ValueError(f"cluster_init_epochs teaches q(y|x), which only cat_uvac has (model: {model.kind})")
+    if cfg.speaker_centred:
+        if speakers is None or len(speakers) != len(x) or pd.isna(speakers).any():
+            raise ValueError(f"speaker_centred needs the speaker of each of the {len(x)} training clips; got "
+                             f"{'none' if speakers is None else f'{len(speakers)}, {int(pd.isna(speakers).sum())} missing'}")
+        speakers = np.asarray(speakers)
     for name in ("info_weight", "consistency_weight", "neighbour_weight"):
         if getattr(cfg, name) and model.kind not in CLUSTER_REMEDY_MODELS:
             raise ValueError(f"{name} applies to a cluster posterior: q(y|x) of cat_uvac or the responsibilities "
@@ -186,6 +204,11 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt = run_dir / CHECKPOINT if run_dir is not None else None
 
+    if cfg.neighbour_weight:  # before any encoder's epochs, not after
+        check_neighbour_count(len(x), cfg.neighbour_count)
+        if cfg.speaker_centred:
+            check_other_group_count(speakers, cfg.neighbour_count)
+    embedding = None  # the pretext embedding, where the cluster initialisation needed it already
     if ckpt is not None and ckpt.exists():
         start, history = resume(ckpt, model, optimizer, perm_gen, cfg, len(x), device)
     else:
@@ -194,10 +217,14 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None) -> 
         if cfg.pretrain_epochs:
             history += pretrain(model, x, mask, cfg, device, perm_gen)
             optimizer = adam(model, cfg.lr_start, device)  # fresh moments for the full loss
+        if cfg.cluster_init_epochs:
+            embedding = pretext_points(x, mask, cfg, device, speakers)
+            history += init_clusters(model, x, mask, cfg, device, perm_gen, embedding)
+            optimizer = adam(model, cfg.lr_start, device)
 
     if cfg.neighbour_weight:
         with threadpool_limits(cfg.threads or None):  # the BLAS under PCA too keeps to the job's declared threads
-            neighbours = torch.from_numpy(training_neighbours(x, mask, cfg, device))
+            neighbours = torch.from_numpy(training_neighbours(x, mask, cfg, device, speakers, embedding))
         log.info("%s: mined the %d nearest clips (%s) of each of %d training clips", model.kind, cfg.neighbour_count,
                  cfg.neighbour_space, len(x))
     n_batches = math.ceil(len(x) / cfg.batch_size)
@@ -265,18 +292,59 @@ def gather(x, idx: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(x[idx.numpy()]) if isinstance(x, NpzRows) else x[idx]
 
 
-def training_neighbours(x, mask, cfg: TrainConfig, device="cpu") -> np.ndarray:
+def training_neighbours(x, mask, cfg: TrainConfig, device="cpu", speakers=None, embedding=None) -> np.ndarray:
     """Each training clip's cfg.neighbour_count nearest clips in cfg.neighbour_space: a space of
-    uvac.neighbours, or the embedding of a contrastive encoder trained here first (uvac.pretext).
-    x and mask are arrays or tensors; a feature cache (NpzRows) is read a block at a time."""
+    uvac.neighbours, or the pretext embedding (pretext_points, or `embedding` where it was made already);
+    with cfg.speaker_centred, the nearest clips of other speakers. x and mask are arrays or tensors; a
+    feature cache (NpzRows) is read a block at a time."""
+    if cfg.neighbour_space == pretext.SPACE:
+        embedding = pretext_points(x, mask, cfg, device, speakers) if embedding is None else embedding
+        return nearest_of_other_groups(embedding, speakers, cfg.neighbour_count) if cfg.speaker_centred \
+            else nearest_others(embedding, cfg.neighbour_count)
     x = x.cpu() if torch.is_tensor(x) else x
     mask = mask.cpu().numpy() if torch.is_tensor(mask) else mask
-    if cfg.neighbour_space == pretext.SPACE:
-        check_neighbour_count(len(x), cfg.neighbour_count)  # before the encoder's epochs, not after
-        embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed, device=device,
-                                              progress=cfg.progress)
-        return nearest_others(embedding, cfg.neighbour_count)
     return mine_neighbours(x, cfg.neighbour_count, space=cfg.neighbour_space, mask=mask)
+
+
+def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None) -> np.ndarray:
+    """The training clips in the embedding of a contrastive encoder trained here first (uvac.pretext); with
+    cfg.speaker_centred, each speaker's mean taken out and the rows brought back to unit length: what
+    the embedding holds of the word once the voice's offset is gone (docs/accuracy.md)."""
+    x = x.cpu() if torch.is_tensor(x) else x
+    mask = mask.cpu().numpy() if torch.is_tensor(mask) else mask
+    embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed, device=device,
+                                          progress=cfg.progress)
+    if not cfg.speaker_centred:
+        return embedding
+    centred = centre_groups(embedding, speakers)
+    return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+
+
+def init_clusters(model, x, mask, cfg: TrainConfig, device, perm_gen, embedding: np.ndarray) -> list[dict]:
+    """Start Categorical UVAC from the clusters of the pretext embedding (as SCAN starts from its
+    pretext): K-means there gives each training clip a cluster, and q(y|x) learns them by cross-entropy
+    for cfg.cluster_init_epochs epochs before the full loss takes over, which may move them."""
+    clusters = KMeans(model.n_clusters, n_init=10, random_state=cfg.seed).fit_predict(embedding)
+    clusters = torch.from_numpy(clusters).long().to(device)
+    optimizer = adam(model, cfg.lr_start, device)
+    n_batches = math.ceil(len(x) / cfg.batch_size)
+
+    def cross_entropy(xb, mb, idx):
+        log_q = F.log_softmax(model.logits(xb), dim=1)
+        loss = F.nll_loss(log_q, clusters[idx])
+        return {"loss": loss, "log_probs": log_q.detach()}
+
+    history = []
+    with tqdm(total=cfg.cluster_init_epochs * n_batches, disable=not cfg.progress, desc="cluster init",
+              unit="batch", dynamic_ncols=True) as bar:
+        for epoch in range(cfg.cluster_init_epochs):
+            row = run_epoch(model, optimizer, x, mask, cross_entropy, lr=cfg.lr_start, cfg=cfg, device=device,
+                            perm_gen=perm_gen, where=f"cluster initialisation epoch {epoch + 1}/{cfg.cluster_init_epochs}",
+                            checkpoint=None, bar=bar)
+            history.append({"phase": "cluster_init", "epoch": epoch + 1, **row, "lr": cfg.lr_start})
+            log.info("cluster initialisation epoch %d/%d: cross-entropy %.4g, clusters in use %s, %.1f s", epoch + 1,
+                     cfg.cluster_init_epochs, row["loss"], row["clusters_used"], row["seconds"])
+    return history
 
 
 def neighbour_batch(x, neighbours: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
