@@ -65,7 +65,7 @@ def test_deep_merge_replaces_lists_and_merges_dicts():
     (lambda p: p["methods"]["cat_uvac"].pop("cluster_init_epochs"), "methods.cat_uvac.cluster_init_epochs: missing"),
     (lambda p: p["methods"]["cat_uvac"].update(speaker_centred=True), "methods.cat_uvac.neighbour_space: expected 'pretext', got 'input' (speaker_centred acts on the pretext embedding)"),
     (lambda p: p["methods"]["cat_uvac"].update(cluster_init_epochs=3), "methods.cat_uvac.neighbour_space: expected 'pretext', got 'input' (cluster_init_epochs starts from the pretext embedding)"),
-    (lambda p: p["methods"]["uvac"].update(cluster_init_epochs=3), "methods.uvac: unknown key(s) ['cluster_init_epochs']"),
+    (lambda p: p["methods"]["linear_vae"].update(cluster_init_epochs=3), "methods.linear_vae: unknown key(s) ['cluster_init_epochs']"),
     (lambda p: p["methods"]["cat_uvac"].update(speaker_centred="yes"), "methods.cat_uvac.speaker_centred: expected boolean"),
     (lambda p: p["evaluate"].update(silhouette_sample=5), "evaluate.silhouette_sample"),
 ])
@@ -82,7 +82,7 @@ def test_uvac_methods_may_take_the_cluster_remedies(paper):
     ok = copy.deepcopy(paper)
     ok["methods"]["uvac"].update(info_weight=100.0, neighbour_weight=60.0, neighbour_space="log_cmn_stretched")
     P.validate(ok)
-    ok["methods"]["uvac"].update(neighbour_space="pretext", pretext_epochs=50)
+    ok["methods"]["uvac"].update(neighbour_space="pretext", pretext_epochs=50, speaker_centred=True, cluster_init_epochs=3)
     P.validate(ok)
 
 

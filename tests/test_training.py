@@ -456,6 +456,9 @@ def test_the_cluster_initialisation_teaches_q_y_the_kmeans_clusters_of_the_prete
     taught = KMeans(3, n_init=10, random_state=1).fit_predict(embedding)
     _, log_q = training.infer(model, torch.from_numpy(x))
     assert (log_q.argmax(1) == taught).mean() >= 0.9  # the clusters themselves, not a relabelling of them
+    uvac = fresh("uvac")  # the responsibilities of UVAC's latent means learn them too
+    training.init_clusters(uvac, torch.from_numpy(x), torch.from_numpy(mask), cfg, torch.device("cpu"), perm_gen, embedding)
+    assert (training.infer(uvac, torch.from_numpy(x))[1].argmax(1) == taught).mean() >= 0.9
     # in the loop: the initialisation's epochs come first, then the full loss's, from one seed
     run = train(fresh("cat_uvac"), x, mask, quick(epochs=2, neighbour_space="pretext", pretext_epochs=2,
                                                   cluster_init_epochs=2, seed=1))
@@ -467,8 +470,9 @@ def test_the_cluster_initialisation_teaches_q_y_the_kmeans_clusters_of_the_prete
 
 def test_the_pretext_settings_are_refused_where_they_do_not_apply():
     x, mask = spectrograms()
-    with pytest.raises(ValueError, match="only cat_uvac has \\(model: uvac\\)"):
-        train(fresh("uvac"), x, mask, quick(neighbour_space="pretext", cluster_init_epochs=1))
+    with pytest.raises(ValueError, match="cluster_init_epochs applies to a cluster posterior.*\\(model: linear_vae\\)"):
+        train(MODELS["linear_vae"]((26,), 3, 4), np.zeros((16, 26), np.float32), None,
+              quick(neighbour_space="pretext", cluster_init_epochs=1))
     for setting in ({"speaker_centred": True}, {"cluster_init_epochs": 2}):
         with pytest.raises(ValueError, match="need neighbour_space 'pretext', got 'log_cmn'"):
             TrainConfig(neighbour_space="log_cmn", **setting)

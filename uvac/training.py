@@ -77,7 +77,8 @@ class TrainConfig:
     pretext_epochs: int = 100       # uvac, cat_uvac: epochs of the contrastive encoder of neighbour_space "pretext"
     speaker_centred: bool = False   # uvac, cat_uvac, "pretext": each speaker's mean taken out of that embedding, and
                                     # neighbours drawn from other speakers (needs the speakers of the training clips)
-    cluster_init_epochs: int = 0    # cat_uvac, "pretext": epochs teaching q(y|x) K-means clusters of that embedding first
+    cluster_init_epochs: int = 0    # uvac, cat_uvac, "pretext": epochs teaching q(y|x) K-means clusters of that embedding
+                                    # first (uvac: after any pre-training); 0 = off
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
@@ -183,14 +184,12 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, spe
         raise ValueError(f"pretrain_epochs initialises a mixture prior, which only uvac has (model: {model.kind})")
     if cfg.free_bits and model.kind != "cat_uvac":
         raise ValueError(f"free_bits applies to the categorical KL of cat_uvac (model: {model.kind})")
-    if cfg.cluster_init_epochs and model.kind != "cat_uvac":
-        raise ValueError(f"cluster_init_epochs teaches q(y|x), which only cat_uvac has (model: {model.kind})")
     if cfg.speaker_centred:
         if speakers is None or len(speakers) != len(x) or pd.isna(speakers).any():
             raise ValueError(f"speaker_centred needs the speaker of each of the {len(x)} training clips; got "
                              f"{'none' if speakers is None else f'{len(speakers)}, {int(pd.isna(speakers).sum())} missing'}")
         speakers = np.asarray(speakers)
-    for name in ("info_weight", "consistency_weight", "neighbour_weight"):
+    for name in ("info_weight", "consistency_weight", "neighbour_weight", "cluster_init_epochs"):
         if getattr(cfg, name) and model.kind not in CLUSTER_REMEDY_MODELS:
             raise ValueError(f"{name} applies to a cluster posterior: q(y|x) of cat_uvac or the responsibilities "
                              f"of uvac (model: {model.kind})")
@@ -321,16 +320,17 @@ def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None) -> np
 
 
 def init_clusters(model, x, mask, cfg: TrainConfig, device, perm_gen, embedding: np.ndarray) -> list[dict]:
-    """Start Categorical UVAC from the clusters of the pretext embedding (as SCAN starts from its
-    pretext): K-means there gives each training clip a cluster, and q(y|x) learns them by cross-entropy
-    for cfg.cluster_init_epochs epochs before the full loss takes over, which may move them."""
+    """Start the cluster posterior from the clusters of the pretext embedding (as SCAN starts from its
+    pretext): K-means there gives each training clip a cluster, and q(y|x) (cat_uvac) or the
+    responsibilities of the latent mean (uvac: encoder and prior) learn them by cross-entropy for
+    cfg.cluster_init_epochs epochs before the full loss takes over, which may move them."""
     clusters = KMeans(model.n_clusters, n_init=10, random_state=cfg.seed).fit_predict(embedding)
     clusters = torch.from_numpy(clusters).long().to(device)
     optimizer = adam(model, cfg.lr_start, device)
     n_batches = math.ceil(len(x) / cfg.batch_size)
 
     def cross_entropy(xb, mb, idx):
-        log_q = F.log_softmax(model.logits(xb), dim=1)
+        log_q = model.cluster_log_posterior(xb)
         loss = F.nll_loss(log_q, clusters[idx])
         return {"loss": loss, "log_probs": log_q.detach()}
 

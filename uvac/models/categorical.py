@@ -52,6 +52,10 @@ class CategoricalUVAC(SizedModel):
     def logits(self, x):
         return self.h_head(self.h(x)).float()
 
+    def cluster_log_posterior(self, x):
+        """log q(y|x)."""
+        return F.log_softmax(self.logits(x), dim=1)
+
     def encode_z(self, x, y):
         """mu, log sigma^2 of q(z|x,y); y (B, K) is broadcast over frequency and time as extra channels."""
         y_map = y.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
@@ -73,7 +77,7 @@ class CategoricalUVAC(SizedModel):
         rec = reconstruction_loss(self.decoder(torch.cat([z, y], dim=1), x.shape[2], x.shape[3]), x, mask, recon)
         kl_z, kl_y = kl_standard_normal(mu, logvar), kl_uniform(log_q)
         loss = rec.mean() + lam * kl_weight * (kl_z.mean() + categorical_kl_paid(log_q, free_bits))
-        extra, terms = cluster_remedies(log_q, x, lambda v: F.log_softmax(self.logits(v), dim=1), **remedies)
+        extra, terms = cluster_remedies(log_q, x, self.cluster_log_posterior, **remedies)
         return {"loss": loss + extra, "recon": rec.mean(), "kl_z": kl_z.mean(), "kl_y": kl_y.mean(), **terms,
                 "log_probs": log_q.detach()}
 

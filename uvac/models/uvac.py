@@ -57,6 +57,10 @@ class UVAC(SizedModel):
         mu, logvar = self.head(self.encoder(x)).float().chunk(2, dim=1)
         return mu, logvar
 
+    def cluster_log_posterior(self, x):
+        """log q(y|x): the responsibilities of the prior's components for the latent mean of x."""
+        return self.cluster_log_probs(self.encode(x)[0])
+
     def cluster_log_probs(self, z):
         return log_responsibilities(z, self.prior_logits, self.prior_mu, self.prior_logvar)
 
@@ -73,7 +77,7 @@ class UVAC(SizedModel):
         log_gamma = self.cluster_log_probs(z)
         kl = kl_gmm(mu, logvar, log_gamma, self.prior_logits, self.prior_mu, self.prior_logvar)
         log_gamma_mu = self.cluster_log_probs(mu)
-        extra, terms = cluster_remedies(log_gamma_mu, x, lambda v: self.cluster_log_probs(self.encode(v)[0]), **remedies)
+        extra, terms = cluster_remedies(log_gamma_mu, x, self.cluster_log_posterior, **remedies)
         return {
             "loss": (rec + kl_weight * kl).mean() + extra,
             "recon": rec.mean(),
