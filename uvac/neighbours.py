@@ -157,4 +157,3 @@ def nearest_of_other_groups(points: np.ndarray, groups: np.ndarray, n_neighbours
         order = np.take_along_axis(distances, top, axis=1).argsort(axis=1, kind="stable")
         nearest.append(np.take_along_axis(top, order, axis=1))
     return np.concatenate(nearest)
-

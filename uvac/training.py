@@ -217,8 +217,9 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, spe
             history += pretrain(model, x, mask, cfg, device, perm_gen)
             optimizer = adam(model, cfg.lr_start, device)  # fresh moments for the full loss
         if cfg.cluster_init_epochs:
-            embedding = pretext_points(x, mask, cfg, device, speakers)
-            history += init_clusters(model, x, mask, cfg, device, perm_gen, embedding)
+            with threadpool_limits(cfg.threads or None):  # K-means keeps to the job's declared threads
+                embedding = pretext_points(x, mask, cfg, device, speakers)
+                history += init_clusters(model, x, mask, cfg, device, perm_gen, embedding)
             optimizer = adam(model, cfg.lr_start, device)
 
     if cfg.neighbour_weight:
