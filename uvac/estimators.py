@@ -170,8 +170,8 @@ class LinearVAE(_VAEEstimator):
     def __init__(self, n_clusters: int = 5, latent_dim: int = 4, **train_cfg):
         super().__init__(n_clusters, latent_dim, **train_cfg)
 
-    def fit(self, X, mask=None, run_dir=None):
-        super().fit(X, mask, run_dir)
+    def fit(self, X, mask=None, run_dir=None, speakers=None):
+        super().fit(X, mask, run_dir, speakers)
         kmeans = KMeans(self.n_clusters, n_init=10, random_state=self.config.seed).fit(self.transform(X))
         self.cluster_centers_ = kmeans.cluster_centers_.astype(np.float32)
         return self
