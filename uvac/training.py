@@ -310,13 +310,15 @@ def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None) -> np
     """The training clips in the embedding of a contrastive encoder trained here first (uvac.pretext); with
     cfg.speaker_centred, each speaker's mean taken out and the rows brought back to unit length: what
     the embedding holds of the word once the voice's offset is gone (docs/accuracy.md)."""
+    if cfg.speaker_centred and (speakers is None or len(speakers) != len(x)):  # before the encoder's epochs
+        raise ValueError(f"speaker_centred needs the speaker of each of the {len(x)} training clips")
     x = x.cpu() if torch.is_tensor(x) else x
     mask = mask.cpu().numpy() if torch.is_tensor(mask) else mask
     embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed, device=device,
                                           progress=cfg.progress)
     if not cfg.speaker_centred:
         return embedding
-    centred = centre_groups(embedding, speakers)
+    centred = centre_groups(embedding, np.asarray(speakers))
     return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
 
 
