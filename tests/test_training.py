@@ -442,6 +442,15 @@ def test_speaker_centred_neighbours_are_the_nearest_of_other_speakers_in_the_cen
     with pytest.raises(ValueError, match="the 8 clips outside the largest speaker's 8, got neighbour_count=9"):
         train(fresh("cat_uvac"), x, mask, quick(neighbour_weight=1.0, neighbour_count=9, neighbour_space="pretext",
                                                 speaker_centred=True), speakers=speakers)
+    # called directly (benchmarks/merge_clusters.py), the same refusals come before the encoder's epochs
+    monkeypatch.setattr(training.pretext, "pretext_embedding", lambda *a, **k: pytest.fail("the encoder ran first"))
+    with pytest.raises(ValueError, match="speaker_centred needs the speaker of each of the 16 training clips; got none"):
+        training.pretext_points(x, mask, cfg)
+    with pytest.raises(ValueError, match="the 8 clips outside the largest speaker's 8, got neighbour_count=9"):
+        training.training_neighbours(x, mask, quick(neighbour_count=9, neighbour_space="pretext", speaker_centred=True),
+                                     speakers=speakers)
+    with pytest.raises(ValueError, match="1 <= neighbour_count < the 16 training clips, got neighbour_count=16"):
+        training.training_neighbours(x, mask, quick(neighbour_count=16, neighbour_space="pretext"))
 
 
 def test_the_cluster_initialisation_teaches_q_y_the_kmeans_clusters_of_the_pretext_embedding():

@@ -185,10 +185,7 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, spe
     if cfg.free_bits and model.kind != "cat_uvac":
         raise ValueError(f"free_bits applies to the categorical KL of cat_uvac (model: {model.kind})")
     if cfg.speaker_centred:
-        if speakers is None or len(speakers) != len(x) or pd.isna(speakers).any():
-            raise ValueError(f"speaker_centred needs the speaker of each of the {len(x)} training clips; got "
-                             f"{'none' if speakers is None else f'{len(speakers)}, {int(pd.isna(speakers).sum())} missing'}")
-        speakers = np.asarray(speakers)
+        speakers = checked_speakers(speakers, len(x))
     for name in ("info_weight", "consistency_weight", "neighbour_weight", "cluster_init_epochs"):
         if getattr(cfg, name) and model.kind not in CLUSTER_REMEDY_MODELS:
             raise ValueError(f"{name} applies to a cluster posterior: q(y|x) of cat_uvac or the responsibilities "
@@ -203,10 +200,8 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, spe
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt = run_dir / CHECKPOINT if run_dir is not None else None
 
-    if cfg.neighbour_weight:  # before any encoder's epochs, not after
-        check_neighbour_count(len(x), cfg.neighbour_count)
-        if cfg.speaker_centred:
-            check_other_group_count(speakers, cfg.neighbour_count)
+    if cfg.neighbour_weight:  # before the pre-training's and any encoder's epochs, not after
+        check_neighbour_settings(len(x), cfg, speakers)
     embedding = None  # the pretext embedding, where the cluster initialisation needed it already
     if ckpt is not None and ckpt.exists():
         start, history = resume(ckpt, model, optimizer, perm_gen, cfg, len(x), device)
@@ -292,11 +287,29 @@ def gather(x, idx: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(x[idx.numpy()]) if isinstance(x, NpzRows) else x[idx]
 
 
+def checked_speakers(speakers, n_clips: int) -> np.ndarray:
+    """The speaker of each of the n_clips training clips as an array, which speaker_centred needs; refused
+    when absent, of another length, or with a clip's speaker missing."""
+    if speakers is None or len(speakers) != n_clips or pd.isna(speakers).any():
+        raise ValueError(f"speaker_centred needs the speaker of each of the {n_clips} training clips; got "
+                         f"{'none' if speakers is None else f'{len(speakers)}, {int(pd.isna(speakers).sum())} missing'}")
+    return np.asarray(speakers)
+
+
+def check_neighbour_settings(n_clips: int, cfg: TrainConfig, speakers=None) -> None:
+    """Refuse a neighbour_count that n_clips (with speaker_centred: the clips of other speakers) cannot
+    give, before any epochs are spent."""
+    check_neighbour_count(n_clips, cfg.neighbour_count)
+    if cfg.speaker_centred:
+        check_other_group_count(checked_speakers(speakers, n_clips), cfg.neighbour_count)
+
+
 def training_neighbours(x, mask, cfg: TrainConfig, device="cpu", speakers=None, embedding=None) -> np.ndarray:
     """Each training clip's cfg.neighbour_count nearest clips in cfg.neighbour_space: a space of
     uvac.neighbours, or the pretext embedding (pretext_points, or `embedding` where it was made already);
     with cfg.speaker_centred, the nearest clips of other speakers. x and mask are arrays or tensors; a
     feature cache (NpzRows) is read a block at a time."""
+    check_neighbour_settings(len(x), cfg, speakers)  # before the encoder's epochs
     if cfg.neighbour_space == pretext.SPACE:
         embedding = pretext_points(x, mask, cfg, device, speakers) if embedding is None else embedding
         return nearest_of_other_groups(embedding, speakers, cfg.neighbour_count) if cfg.speaker_centred \
@@ -310,8 +323,8 @@ def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None) -> np
     """The training clips in the embedding of a contrastive encoder trained here first (uvac.pretext); with
     cfg.speaker_centred, each speaker's mean taken out and the rows brought back to unit length: what
     the embedding holds of the word once the voice's offset is gone (docs/accuracy.md)."""
-    if cfg.speaker_centred and (speakers is None or len(speakers) != len(x)):  # before the encoder's epochs
-        raise ValueError(f"speaker_centred needs the speaker of each of the {len(x)} training clips")
+    if cfg.speaker_centred:  # before the encoder's epochs
+        speakers = checked_speakers(speakers, len(x))
     x = x.cpu() if torch.is_tensor(x) else x
     mask = mask.cpu().numpy() if torch.is_tensor(mask) else mask
     embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed, device=device,
