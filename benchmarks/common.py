@@ -1,12 +1,14 @@
 """Shared by the benchmark scripts: where reports go and how they are written."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 from pathlib import Path
 
 from uvac.io import write_json
+from uvac.params import load as load_params
 
 OUT_DIR = Path("results/benchmarks")
 
@@ -37,3 +39,20 @@ def load_run_model(run_dir: Path, input_shape, kinds: tuple[str, ...] | None = N
     if kind not in kinds:
         raise SystemExit(f"{model_file}: a {kind} model; this needs one of {', '.join(kinds)}")
     return ESTIMATORS[kind].load(model_file, input_shape=input_shape)
+
+
+def add_method_arguments(ap: argparse.ArgumentParser, example: str) -> None:
+    """The arguments of a trial of one params.yaml method on one feature cache."""
+    ap.add_argument("features", type=Path, help="a feature cache with train and test splits, e.g. data/features/fsdd")
+    ap.add_argument("method", help=f"a method of params.yaml, e.g. {example}")
+    ap.add_argument("--configfile", nargs="*", default=[], help="params overlays, as for snakemake")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="method settings to override (JSON values)")
+
+
+def method_settings(args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    """(params, the method's settings with --set applied, those --set values) for add_method_arguments' args."""
+    params = load_params("params.yaml", args.configfile)
+    if args.method not in params["methods"]:
+        raise SystemExit(f"method {args.method!r} is not in params.yaml; expected one of {sorted(params['methods'])}")
+    overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+    return params, {**params["methods"][args.method], **overrides}, overrides

@@ -42,14 +42,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common import OUT_DIR, machine  # benchmarks/common.py
+from common import OUT_DIR, add_method_arguments, machine, method_settings  # benchmarks/common.py
 from linear_probe import probe_accuracy
 import uvac.models.categorical as categorical
 import uvac.models.uvac as uvac_model
 from uvac.baselines import fit_predict
 from uvac.metrics import label_scores
 from uvac.models import cluster_remedies, layers
-from uvac.params import load as load_params
 from uvac.pipeline import load_split
 from uvac.runs import ESTIMATORS, clip_speakers, latents, make_estimator, write_run_outputs
 
@@ -137,10 +136,7 @@ def one_speaker(features: Path, speaker: str) -> tuple[dict, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("features", type=Path, help="a feature cache with train and test splits, e.g. data/features/fsdd")
-    ap.add_argument("method", help="a method of params.yaml, e.g. cat_uvac_info_consistency")
-    ap.add_argument("--configfile", nargs="*", default=[], help="params overlays, as for snakemake")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="method settings to override (JSON values)")
+    add_method_arguments(ap, "cat_uvac_info_consistency")
     ap.add_argument("--change", nargs="*", default=[], metavar="NAME[=WEIGHT]", help=f"changes to patch in: {', '.join(CHANGES)}")
     ap.add_argument("--speaker", help="train on this speaker's training clips, score on all of the speaker's clips")
     ap.add_argument("--k", type=int, default=10)
@@ -149,10 +145,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT_DIR / "remedy_trials.jsonl", help="JSON lines, one per trial, appended")
     args = ap.parse_args()
 
-    params = load_params("params.yaml", args.configfile)
-    if args.method not in params["methods"]:
-        raise SystemExit(f"method {args.method!r} is not in params.yaml; expected one of {sorted(params['methods'])}")
-    overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+    params, method, overrides = method_settings(args)
     changes = {name: float(weight or 1) for name, _, weight in (item.partition("=") for item in args.change)}
     unknown = sorted(set(changes) - set(CHANGES))
     if unknown:
@@ -172,7 +165,6 @@ def main() -> None:
     if "iic" in changes:
         patch_iic(changes["iic"])
 
-    method = {**params["methods"][args.method], **overrides}
     t0 = time.perf_counter()
     if method["model"] not in ESTIMATORS:  # a baseline: kmeans, gmm_em, pca_kmeans
         clusters, est = fit_predict(method, args.k, args.seed, train["x"], test["x"], test["label_id"])["cluster"], None
