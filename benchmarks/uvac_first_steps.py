@@ -30,6 +30,7 @@ import torch
 from common import OUT_DIR, add_method_arguments, method_settings, write_report  # benchmarks/common.py
 import uvac.pretext as pretext
 from uvac import training
+from uvac.io import atomic_path
 from uvac.metrics import label_scores
 from uvac.models import MODELS
 from uvac.pipeline import load_split
@@ -47,7 +48,8 @@ def keep_embedding(path: Path, n_clips: int) -> None:
                 raise SystemExit(f"{path}: {len(saved)} rows; expected the {n_clips} training clips' embedding")
             return saved
         out = compute(x, mask, **kw)
-        np.save(path, out)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # np.save would add .npy to a temporary name
+            np.save(f, out)
         return out
     pretext.pretext_embedding = embedding
 
