@@ -229,6 +229,19 @@ def test_pretraining_runs_inside_train_and_changes_the_result():
     assert without_time(history[1:]) != without_time(plain)
 
 
+def test_warm_start_lr_sets_the_rate_of_the_epochs_before_the_full_loss():
+    x, mask = spectrograms()
+    warm = train(fresh(), x, mask, quick(pretrain_epochs=2, warm_start_lr=3e-3, lr_start=1e-4, lr_end=1e-5))
+    assert [(r["phase"], r["lr"]) for r in warm] == [("pretrain", 3e-3)] * 2 + [("train", 1e-4), ("train", 1e-5)]
+    same_start = train(fresh(), x, mask, quick(pretrain_epochs=2, lr_start=3e-3, lr_end=3e-4))
+    assert without_time(warm[:2]) == without_time(same_start[:2])  # the optimizer ran at it, not only the log
+    assert without_time(warm[2:]) != without_time(same_start[2:])
+    with pytest.raises(ValueError, match="warm_start_lr .* needs pretrain_epochs or cluster_init_epochs >= 1"):
+        TrainConfig(warm_start_lr=1e-3)
+    with pytest.raises(ValueError, match="warm_start_lr must be >= 0, got -0.1"):
+        TrainConfig(warm_start_lr=-0.1, pretrain_epochs=1)
+
+
 def test_kl_warmup_ramps_the_kl_weight():
     x, mask = spectrograms()
     history = train(fresh(), x, mask, quick(epochs=3, kl_warmup_epochs=2))

@@ -80,6 +80,7 @@ class TrainConfig:
     cluster_init_epochs: int = 0    # uvac, cat_uvac, "pretext": epochs teaching q(y|x) K-means clusters of that embedding
                                     # first (uvac: after any pre-training); 0 = off
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
+    warm_start_lr: float = 0.0      # constant lr of pre-training and the cluster initialisation; 0 = lr_start
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
 
@@ -95,7 +96,7 @@ class TrainConfig:
         for name in ("lr_start", "lr_end", "tau_start", "tau_end", "lam"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("grad_clip", "free_bits", "info_weight", "consistency_weight", "neighbour_weight"):
+        for name in ("grad_clip", "free_bits", "info_weight", "consistency_weight", "neighbour_weight", "warm_start_lr"):
             if not getattr(self, name) >= 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.consistency_warp < 1:
@@ -110,10 +111,19 @@ class TrainConfig:
         if (self.speaker_centred or self.cluster_init_epochs) and self.neighbour_space != pretext.SPACE:
             problems.append(f"speaker_centred and cluster_init_epochs act on the pretext embedding: they need "
                             f"neighbour_space {pretext.SPACE!r}, got {self.neighbour_space!r}")
+        if self.warm_start_lr and not (self.pretrain_epochs or self.cluster_init_epochs):
+            problems.append(f"warm_start_lr sets the rate of pre-training and the cluster initialisation: it needs "
+                            f"pretrain_epochs or cluster_init_epochs >= 1, got {self.warm_start_lr} with neither")
         if self.recon not in ("bce", "mse"):
             problems.append(f"recon must be 'bce' or 'mse', got {self.recon!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+    @property
+    def start_lr(self) -> float:
+        """The rate of the epochs before the full loss, which may differ from the full loss's own: UVAC's
+        full loss undoes a cluster start at a rate its pre-training learns well at (docs/accuracy.md)."""
+        return self.warm_start_lr or self.lr_start
 
 
 def resolve_device(name: str) -> torch.device:
@@ -331,7 +341,7 @@ def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None) -> np
                                           progress=cfg.progress)
     if not cfg.speaker_centred:
         return embedding
-    centred = centre_groups(embedding, np.asarray(speakers))
+    centred = centre_groups(embedding, speakers)
     return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
 
 
@@ -342,7 +352,7 @@ def init_clusters(model, x, mask, cfg: TrainConfig, device, perm_gen, embedding:
     cfg.cluster_init_epochs epochs before the full loss takes over, which may move them."""
     clusters = KMeans(model.n_clusters, n_init=10, random_state=cfg.seed).fit_predict(embedding)
     clusters = torch.from_numpy(clusters).long().to(device)
-    optimizer = adam(model, cfg.lr_start, device)
+    optimizer = adam(model, cfg.start_lr, device)
     n_batches = math.ceil(len(x) / cfg.batch_size)
 
     def cross_entropy(xb, mb, idx):
@@ -354,10 +364,10 @@ def init_clusters(model, x, mask, cfg: TrainConfig, device, perm_gen, embedding:
     with tqdm(total=cfg.cluster_init_epochs * n_batches, disable=not cfg.progress, desc="cluster init",
               unit="batch", dynamic_ncols=True) as bar:
         for epoch in range(cfg.cluster_init_epochs):
-            row = run_epoch(model, optimizer, x, mask, cross_entropy, lr=cfg.lr_start, cfg=cfg, device=device,
+            row = run_epoch(model, optimizer, x, mask, cross_entropy, lr=cfg.start_lr, cfg=cfg, device=device,
                             perm_gen=perm_gen, where=f"cluster initialisation epoch {epoch + 1}/{cfg.cluster_init_epochs}",
                             checkpoint=None, bar=bar)
-            history.append({"phase": "cluster_init", "epoch": epoch + 1, **row, "lr": cfg.lr_start})
+            history.append({"phase": "cluster_init", "epoch": epoch + 1, **row, "lr": cfg.start_lr})
             log.info("cluster initialisation epoch %d/%d: cross-entropy %.4g, clusters in use %s, %.1f s", epoch + 1,
                      cfg.cluster_init_epochs, row["loss"], row["clusters_used"], row["seconds"])
     return history
@@ -431,7 +441,7 @@ def cluster_stats(posterior, n) -> dict:
 def pretrain(model, x, mask, cfg, device, perm_gen) -> list[dict]:
     """VaDE-style initialisation of UVAC: train a plain autoencoder through z = mu, fit a
     diagonal GaussianMixture on the training mu, and start the prior there."""
-    optimizer = adam(model, cfg.lr_start, device)
+    optimizer = adam(model, cfg.start_lr, device)
     n_batches = math.ceil(len(x) / cfg.batch_size)
     history = []
 
@@ -444,11 +454,11 @@ def pretrain(model, x, mask, cfg, device, perm_gen) -> list[dict]:
     with tqdm(total=cfg.pretrain_epochs * n_batches, disable=not cfg.progress, desc="pretrain", unit="batch",
               dynamic_ncols=True) as bar:
         for epoch in range(cfg.pretrain_epochs):
-            row = run_epoch(model, optimizer, x, mask, ae_loss, lr=cfg.lr_start, cfg=cfg, device=device,
+            row = run_epoch(model, optimizer, x, mask, ae_loss, lr=cfg.start_lr, cfg=cfg, device=device,
                             perm_gen=perm_gen, where=f"pre-training epoch {epoch + 1}/{cfg.pretrain_epochs}",
                             checkpoint=None, bar=bar)
             history.append({"phase": "pretrain", "epoch": epoch + 1, "loss": row["loss"], "recon": row["recon"],
-                            "lr": cfg.lr_start, "seconds": row["seconds"]})
+                            "lr": cfg.start_lr, "seconds": row["seconds"]})
             log.info("pre-training epoch %d/%d: recon %.5g, %.1f s", epoch + 1, cfg.pretrain_epochs,
                      row["recon"], row["seconds"])
     mu, _ = infer(model, x, cfg.batch_size, device)
@@ -459,7 +469,7 @@ def pretrain(model, x, mask, cfg, device, perm_gen) -> list[dict]:
             f"pre-training: the GaussianMixture that starts the prior could not be fitted to the {len(mu)} "
             f"latent means after {cfg.pretrain_epochs} autoencoder epochs (spread per dimension "
             f"{np.array2string(mu.std(0), precision=3)}, largest |mean| {np.abs(mu.mean(0)).max():.3g}): too "
-            f"little spread for {model.n_clusters} components. Lower lr_start or pretrain_epochs, or n_clusters. "
+            f"little spread for {model.n_clusters} components. Lower lr_start (warm_start_lr where set) or pretrain_epochs, or n_clusters. "
             f"({e})") from e
     model.start_from_mixture(gmm.weights_, gmm.means_, gmm.covariances_, logvar_floor=cfg.logvar_clamp[0])
     return history
