@@ -1,12 +1,14 @@
-"""How far the first epoch of UVAC's full loss moves a cluster start, at several learning rates.
+"""How far the first epoch of the full loss moves a cluster start, at several learning rates.
 
-Builds the start of a uvac method with cluster_init_epochs once (pre-training, the pretext embedding,
-the responsibilities taught its K-means clusters, as uvac.training.train does), then for each learning
-rate runs one epoch of the full loss from a copy of it, at that constant rate with a fresh Adam, as
-train does after the initialisation. It reports how far the first step moves the training clips'
-latent means (beside the smallest distance between the prior's components), and the clustering
-accuracy of the responsibilities on the training split with the components in use, before and after
-the epoch. uvac_pretext_speakers takes its learning rate from this (docs/accuracy.md).
+Builds the start of a uvac or cat_uvac method with cluster_init_epochs once (uvac's pre-training, the
+pretext embedding, the cluster posterior taught its K-means clusters, as uvac.training.train does), then
+for each learning rate runs one epoch of the full loss from a copy of it, at that constant rate with a
+fresh Adam, as train does after the initialisation. It reports the start's margin (the median over
+training clips of log q of its cluster less that of the runner-up), how far the first step moves the
+latent means (uvac: beside the smallest distance between the prior's components) and what share of
+the clips it moves to another cluster, then the clustering accuracy on the training split with the
+clusters in use after the epoch. uvac_pretext_speakers takes its learning rate from this
+(docs/accuracy.md).
 
     .venv/bin/python benchmarks/uvac_first_steps.py data/features/fsdd uvac_neighbours_consistency \\
         --configfile config/cpu-accuracy.yaml --set 'neighbour_space="pretext"' pretext_epochs=100 \\
@@ -54,11 +56,14 @@ def keep_embedding(path: Path, n_clips: int) -> None:
     pretext.pretext_embedding = embedding
 
 
-def responsibilities_score(model, x, labels, k) -> dict:
-    mu, log_gamma = training.infer(model, x)
-    clusters = np.asarray(log_gamma).argmax(1)
+def cluster_state(model, x, labels, k) -> dict:
+    """The training clips' latent means, clusters (argmax of the cluster posterior) and margins, and
+    the accuracy of those clusters with how many are in use."""
+    mu, log_q = training.infer(model, x)
+    clusters, ordered = log_q.argmax(1), np.sort(log_q, 1)
     return {"accuracy": round(label_scores(labels, clusters, k)[0]["accuracy"], 4),
-            "components_used": int(len(np.unique(clusters))), "mu": torch.as_tensor(mu)}
+            "clusters_used": int(len(np.unique(clusters))), "mu": mu, "clusters": clusters,
+            "median_margin": round(float(np.median(ordered[:, -1] - ordered[:, -2])), 3)}
 
 
 def main() -> None:
@@ -72,8 +77,9 @@ def main() -> None:
     args = ap.parse_args()
 
     params, method, _ = method_settings(args)
-    if method["model"] != "uvac" or not method.get("cluster_init_epochs"):
-        raise SystemExit(f"{args.method}: needs a uvac method with cluster_init_epochs >= 1 (--set may add it)")
+    if method["model"] not in training.CLUSTER_REMEDY_MODELS or not method.get("cluster_init_epochs"):
+        raise SystemExit(f"{args.method}: needs a uvac or cat_uvac method with cluster_init_epochs >= 1 "
+                         "(--set may add it)")
     cfg = make_estimator(method, args.k, args.seed, params["train"], threads=1).config
     split = load_split(args.features, "train")
     x, mask = torch.from_numpy(split["x"]), torch.from_numpy(split["mask"]).float()
@@ -85,20 +91,21 @@ def main() -> None:
 
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
-    start = MODELS["uvac"](tuple(x.shape[1:]), args.k, method["latent_dim"])
+    start = MODELS[method["model"]](tuple(x.shape[1:]), args.k, method["latent_dim"])
     if cfg.pretrain_epochs:
         training.pretrain(start, x, mask, cfg, device, perm_gen)
     embedding = training.pretext_points(x, mask, cfg, device, speakers)
     training.init_clusters(start, x, mask, cfg, device, perm_gen, embedding)
     neighbours = torch.from_numpy(training.training_neighbours(x, mask, cfg, device, speakers, embedding)) \
         if cfg.neighbour_weight else None
-    before = responsibilities_score(start, x, split["label_id"], args.k)
-    components = torch.cdist(start.prior_mu, start.prior_mu).detach()
+    before = cluster_state(start, x, split["label_id"], args.k)
     report = {"features": str(args.features), "method": args.method, "settings": method, "seed": args.seed,
               "start_s": round(time.perf_counter() - t0),
-              "start": {"accuracy": before["accuracy"], "components_used": before["components_used"],
-                        "closest_components": round(float(components[components > 0].min()), 3)},
+              "start": {key: before[key] for key in ("accuracy", "clusters_used", "median_margin")},
               "epochs": []}
+    if method["model"] == "uvac":
+        components = torch.cdist(start.prior_mu, start.prior_mu).detach()
+        report["start"]["closest_components"] = round(float(components[components > 0].min()), 3)
     print(json.dumps(report["start"]))
 
     settings = training.loss_settings(start, cfg, 0)  # the full loss's first epoch
@@ -106,22 +113,23 @@ def main() -> None:
         model = copy.deepcopy(start)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         torch.manual_seed(args.seed)
-        perm, moved = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed)), None
+        perm, first = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed)), None
         for b in range(0, len(x), cfg.batch_size):
             idx = perm[b:b + cfg.batch_size]
             extra = {"x_neighbour": training.neighbour_batch(x, neighbours, idx)} if neighbours is not None else {}
             xb = x[idx].contiguous(memory_format=training.memory_format(x))
-            model.train()  # responsibilities_score leaves it in eval mode
+            model.train()  # cluster_state leaves it in eval mode
             loss = model.loss(xb, mask[idx], **settings, **extra)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if moved is None:
-                mu = responsibilities_score(model, x, split["label_id"], args.k)["mu"]
-                moved = float((mu - before["mu"]).norm(dim=1).mean())
-        after = responsibilities_score(model, x, split["label_id"], args.k)
-        row = {"lr": lr, "first_step_moves_mu_by": round(moved, 3), "accuracy_after_epoch": after["accuracy"],
-               "components_used_after_epoch": after["components_used"]}
+            if first is None:
+                first = cluster_state(model, x, split["label_id"], args.k)
+        after = cluster_state(model, x, split["label_id"], args.k)
+        moved = np.linalg.norm(first["mu"] - before["mu"], axis=1).mean()
+        row = {"lr": lr, "first_step_moves_mu_by": round(float(moved), 3),
+               "first_step_reassigns": round(float((first["clusters"] != before["clusters"]).mean()), 4),
+               "accuracy_after_epoch": after["accuracy"], "clusters_used_after_epoch": after["clusters_used"]}
         report["epochs"].append(row)
         print(json.dumps(row), flush=True)
     write_report(args.out, report)
