@@ -121,8 +121,8 @@ class TrainConfig:
 
     @property
     def start_lr(self) -> float:
-        """The rate of the epochs before the full loss, which may differ from the full loss's own: UVAC's
-        full loss undoes a cluster start at a rate its pre-training learns well at (docs/accuracy.md)."""
+        """The rate of the epochs before the full loss, set apart so that a trial can change the full
+        loss's rate alone (docs/accuracy.md: for UVAC, halving it alone did not help)."""
         return self.warm_start_lr or self.lr_start
 
 
