@@ -1,16 +1,21 @@
 """uvac.pretext: the contrastive encoder whose embedding the neighbour_space "pretext" mines. Its views
 are reproducible from the seed, its loss is SimCLR's, its input is read the same from an array and a
 feature cache, and on clips whose channel colouring and vocal tract change with the speaker its
-neighbours follow the word better than the input's do."""
+neighbours follow the word better than the input's do. The pipeline makes it once for the runs that
+read it, and a run reading it trains exactly as one that makes its own."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from uvac import runs
 from uvac.clip_store import NpzRows
 from uvac.neighbours import LOG_FLOOR, mine_neighbours, nearest_others
-from uvac.pretext import MAX_BINS, TEMPERATURE, log_input, nt_xent, pretext_embedding, random_views, run_mask
+from uvac.pretext import (MAX_BINS, TEMPERATURE, PretextEncoder, log_input, nt_xent, pretext_embedding, random_views,
+                          run_mask)
+from uvac.training import TrainConfig, pretext_points
 
 
 def two_words(seed=0, n=64, bins=32, frames=24):
@@ -88,3 +93,66 @@ def test_pretext_neighbours_follow_the_word_where_the_speakers_channel_misleads_
     in_input = same_word(mine_neighbours(x, 3), words)
     in_pretext = same_word(nearest_others(pretext_embedding(x, None, epochs=20, seed=0), 3), words)
     assert in_input < 0.9 and in_pretext > max(0.9, in_input + 0.05)  # 0.98 against 0.86 here; seeds vary by a few points
+
+
+# --- the embedding made once and shared by runs (rule pretext, uvac.runs) ---------------------------------
+
+def two_word_cache(tmp_path):
+    """A feature cache of two_words clips (train and test alike), each clip's speaker in its manifest."""
+    x, words = two_words(n=24)
+    cache = tmp_path / "features" / "two_words"
+    cache.mkdir(parents=True)
+    ids = np.array([f"c{i:02d}" for i in range(len(x))])
+    for split in ("train", "test"):
+        np.savez(cache / f"{split}.npz", x=x, mask=np.ones((len(x), x.shape[3]), np.float32), clip_id=ids,
+                 label_id=words)
+    pd.DataFrame({"clip_id": ids, "speaker": [f"s{(i // 2) % 4}" for i in range(len(x))]}).to_parquet(
+        cache / "manifest.parquet")
+    return cache
+
+
+PRETEXT_METHOD = {"model": "uvac", "latent_dim": 4, "epochs": 2, "batch_size": 8, "pretrain_epochs": 1,
+                  "neighbour_weight": 1.0, "neighbour_count": 3, "neighbour_space": "pretext", "pretext_epochs": 2,
+                  "speaker_centred": True, "cluster_init_epochs": 2}
+TRAIN = {"device": "cpu", "amp": False, "compile": False, "checkpoint_every": 10, "threads": 1}
+
+
+def test_a_run_reading_the_shared_embedding_equals_one_that_makes_its_own(tmp_path, monkeypatch):
+    cache = two_word_cache(tmp_path)
+    assert runs.uses_pretext(PRETEXT_METHOD) and not runs.uses_pretext({**PRETEXT_METHOD, "neighbour_space": "input",
+                                                                          "cluster_init_epochs": 0})
+    assert runs.uses_pretext({**PRETEXT_METHOD, "neighbour_weight": 0.0})  # the cluster initialisation alone
+    own = runs.train_run(cache, PRETEXT_METHOD, 3, 1, TRAIN, tmp_path / "own")
+    runs.pretext_run(cache, 2, 1, TRAIN, tmp_path / "pretext_e2_seed1.npz")
+    monkeypatch.setattr(runs.pretext, "pretext_embedding", lambda *a, **k: pytest.fail("the run made it again"))
+    shared = runs.train_run(cache, PRETEXT_METHOD, 3, 1, TRAIN, tmp_path / "shared",
+                            pretext_file=tmp_path / "pretext_e2_seed1.npz")
+    assert shared == own
+    assert (tmp_path / "shared/history.csv").read_text().splitlines()[0] == \
+        (tmp_path / "own/history.csv").read_text().splitlines()[0]
+    histories = [pd.read_csv(tmp_path / run / "history.csv").drop(columns="seconds") for run in ("own", "shared")]
+    assert list(histories[0]["phase"].unique()) == ["pretrain", "cluster_init", "train"]
+    pd.testing.assert_frame_equal(*histories)
+    with np.load(tmp_path / "own/embeddings.npz") as a, np.load(tmp_path / "shared/embeddings.npz") as b:
+        assert np.array_equal(a["z"], b["z"]) and np.array_equal(a["proba"], b["proba"])
+
+
+def test_a_shared_embedding_made_for_other_clips_epochs_or_seed_is_refused_by_name(tmp_path):
+    cache = two_word_cache(tmp_path)
+    made = tmp_path / "pretext_e2_seed1.npz"
+    runs.pretext_run(cache, 2, 1, TRAIN, made)
+    with np.load(made) as saved:
+        ids, embedding = saved["clip_id"], saved["embedding"]
+    assert embedding.shape == (24, PretextEncoder().dim) and np.allclose(np.linalg.norm(embedding, axis=1), 1, atol=1e-5)
+    assert np.array_equal(runs.load_pretext(made, ids, epochs=2, seed=1), embedding)
+    with pytest.raises(ValueError, match=r"pretext_e2_seed1.npz: a pretext embedding of 2 epochs with seed 1; the run "
+                                         r"needs 3 epochs with seed 1"):
+        runs.load_pretext(made, ids, epochs=3, seed=1)
+    with pytest.raises(ValueError, match="seed 1; the run needs 2 epochs with seed 0"):
+        runs.load_pretext(made, ids, epochs=2, seed=0)
+    with pytest.raises(ValueError, match=r"pretext_e2_seed1.npz: made for 24 other training clips \(or in another "
+                                         r"order\) than the feature cache's 24"):
+        runs.load_pretext(made, ids[::-1], epochs=2, seed=1)
+    cfg = TrainConfig(neighbour_space="pretext", neighbour_weight=1.0)
+    with pytest.raises(ValueError, match=r"one row per training clip, shape \(23, D\); got \(24, 512\)"):
+        pretext_points(np.zeros((23, 1, 4, 4), np.float32), None, cfg, embedding=embedding)

@@ -131,6 +131,39 @@ def test_train_rule_writes_a_complete_run(tiny, tmp_path):
     assert rc == 0 and "Nothing to be done" in out, out
 
 
+def test_the_pretext_methods_of_a_seed_share_one_pretext_embedding(tiny, tmp_path):
+    """Rule pretext makes the contrastive encoder's embedding once; both pretext methods read it, and a
+    method's own pretext_epochs gives it (and only it) an embedding of its own."""
+    wf, _, cfg = tiny
+    small = {"epochs": 1, "batch_size": 4, "pretext_epochs": 1, "neighbour_count": 2, "speaker_centred": False,
+             "cluster_init_epochs": 1}
+    methods = {"uvac_pretext_speakers": {**small, "pretrain_epochs": 1, "kl_warmup_epochs": 0},
+               "cat_uvac_pretext_speakers": small}
+    overlay = write_overlay(tmp_path / "pretext.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg},
+                                                        "methods": methods})
+    targets = [f"results/runs/tiny/{m}/k2/seed0/metrics.json" for m in methods]
+    rc, out = snakemake(wf, "-n", *targets, "--configfile", str(overlay))
+    assert rc == 0 and job_counts(out) == {"raw": 1, "interim": 1, "features": 1, "pretext": 1, "train": 2}, out
+    rc, out = snakemake(wf, *targets, "--configfile", str(overlay))
+    assert rc == 0, out
+    with np.load(wf / "results/runs/tiny/pretext_e1_seed0.npz") as made, \
+            np.load(wf / "data/features/tiny/train.npz") as train:
+        assert np.array_equal(made["clip_id"], train["clip_id"]) and made["embedding"].shape[0] == len(train["x"])
+    assert "pretext encoder: 1 epochs" in (wf / "logs/pretext/tiny/e1_seed0.log").read_text()
+    for m in methods:
+        log_text = (wf / f"logs/train/tiny/{m}/k2/seed0.log").read_text()
+        assert "cluster initialisation epoch 1/1" in log_text and "pretext encoder" not in log_text
+
+    methods["cat_uvac_pretext_speakers"]["pretext_epochs"] = 2
+    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg},
+                                                        "methods": methods})
+    rc, out = snakemake(wf, "-n", *targets, "--configfile", str(changed))
+    assert rc == 0 and job_counts(out) == {"pretext": 1, "train": 1}, out
+    jobs = out.split("\nrule ")
+    assert [b for b in jobs if b.startswith("pretext:") and "pretext_e2_seed0.npz" in b]
+    assert [b for b in jobs if b.startswith("train:") and "method=cat_uvac_pretext_speakers" in b]
+
+
 def test_slurm_profile_dry_run_resolves_every_job_with_a_gpu_per_training(workflow_copy):
     """The SLURM executor plugin is installed and the profile plans all 511 paper jobs (nothing submitted)."""
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "workflow/profiles/slurm"],

@@ -41,13 +41,15 @@ class _VAEEstimator:
 
     # --- fitting ---------------------------------------------------------------------------
 
-    def fit(self, X, mask=None, run_dir=None, speakers=None):
+    def fit(self, X, mask=None, run_dir=None, speakers=None, pretext_embedding=None):
         """Train on X (and its frame mask); with run_dir, checkpoints go there and a run resumes.
-        speakers: each clip's speaker, for the setting speaker_centred."""
+        speakers: each clip's speaker, for the setting speaker_centred; pretext_embedding: X's pretext
+        embedding where it was made already (uvac.training.train)."""
         X, mask = self._check(X, mask)
         torch.manual_seed(self.config.seed)
         self.model_ = MODELS[self.kind](X.shape[1:], self.n_clusters, self.latent_dim)
-        self.history_ = train(self.model_, X, mask, self.config, run_dir, speakers=speakers)
+        self.history_ = train(self.model_, X, mask, self.config, run_dir, speakers=speakers,
+                              pretext_embedding=pretext_embedding)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -170,8 +172,8 @@ class LinearVAE(_VAEEstimator):
     def __init__(self, n_clusters: int = 5, latent_dim: int = 4, **train_cfg):
         super().__init__(n_clusters, latent_dim, **train_cfg)
 
-    def fit(self, X, mask=None, run_dir=None, speakers=None):
-        super().fit(X, mask, run_dir, speakers)
+    def fit(self, X, mask=None, run_dir=None, speakers=None, pretext_embedding=None):
+        super().fit(X, mask, run_dir, speakers, pretext_embedding)
         kmeans = KMeans(self.n_clusters, n_init=10, random_state=self.config.seed).fit(self.transform(X))
         self.cluster_centers_ = kmeans.cluster_centers_.astype(np.float32)
         return self

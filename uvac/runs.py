@@ -6,6 +6,9 @@
         history.csv/.jsonl per-epoch losses, KL terms, lr, tau, cluster usage
         embeddings.npz    test split: clip_id, label_id, z (latent means), proba, cluster
         metrics.json      test accuracy / NMI, cluster usage, device (the full metric set: evaluate rule)
+    results/runs/<dataset>/pretext_e<E>_seed<s>.npz
+                          the pretext embedding of the training clips (uvac.pretext), made once for every
+                          method with pretext_epochs E that reads it, and the runs of seed s
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
+from . import pretext
 from .estimators import CategoricalUVAC, LinearVAE, UVAC
 from .io import atomic_path, write_json
 from .metrics import label_scores
@@ -42,21 +47,61 @@ def latents(est, x) -> tuple[np.ndarray, np.ndarray]:
     return est.transform(x), proba
 
 
-def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, run_dir: Path) -> dict:
-    """Fit on the training split (all clips for split method `all`), embed and score the test split."""
+def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, run_dir: Path,
+              pretext_file: Path | None = None) -> dict:
+    """Fit on the training split (all clips for split method `all`), embed and score the test split.
+    pretext_file: the training clips' pretext embedding from pretext_run, for a method that reads it
+    (else the fit makes it)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data, test = load_split(features_dir, "train", lazy=True), load_split(features_dir, "test", lazy=True)
     check_k(k, len(test["clip_id"]), Path(features_dir).name)
     est = make_estimator(method, k, seed, train)
     speakers = clip_speakers(features_dir, data["clip_id"]) if method.get("speaker_centred") else None
-    est.fit(data["x"], data["mask"], run_dir=run_dir, speakers=speakers)
+    embedding = None if pretext_file is None else \
+        load_pretext(pretext_file, data["clip_id"], epochs=method["pretext_epochs"], seed=seed)
+    est.fit(data["x"], data["mask"], run_dir=run_dir, speakers=speakers, pretext_embedding=embedding)
     est.save(run_dir / "model.pt")
 
     z, proba = latents(est, test["x"])
     out = {"z": z, "cluster": est.predict(test["x"]), "proba": proba}
     return write_run_outputs(run_dir, test, out, k=k, seed=seed,
                              extra={"epochs": method["epochs"], "device": str(resolve_device(est.config.device))})
+
+
+def uses_pretext(method: dict) -> bool:
+    """Whether a method variant reads the pretext embedding of its training clips: for its neighbours or
+    its cluster initialisation (uvac.training.train)."""
+    return method.get("neighbour_space") == pretext.SPACE and bool(
+        method.get("neighbour_weight") or method.get("cluster_init_epochs"))
+
+
+def pretext_run(features_dir: Path, epochs: int, seed: int, train: dict, out: Path) -> None:
+    """The pretext embedding of a feature cache's training clips, as the fit of a method with these
+    pretext_epochs and seed would make it (same clips, device and threads), saved to out (.npz) with
+    the clip ids, epochs and seed that load_pretext checks."""
+    data = load_split(features_dir, "train", lazy=True)
+    if train["threads"]:
+        torch.set_num_threads(train["threads"])
+    embedding = pretext.pretext_embedding(data["x"], data["mask"], epochs=epochs, seed=seed,
+                                          device=resolve_device(train["device"]), progress=sys.stderr.isatty())
+    with atomic_path(out) as tmp:
+        np.savez(tmp, clip_id=data["clip_id"], embedding=embedding, epochs=epochs, seed=seed)
+
+
+def load_pretext(path: Path, clip_ids: np.ndarray, *, epochs: int, seed: int) -> np.ndarray:
+    """The embedding pretext_run saved, refused unless it was made for these training clips (in this
+    order), pretext epochs and seed."""
+    with np.load(path) as saved:
+        made = {"epochs": int(saved["epochs"]), "seed": int(saved["seed"])}
+        saved_ids, embedding = saved["clip_id"], saved["embedding"]
+    if made != {"epochs": epochs, "seed": seed}:
+        raise ValueError(f"{path}: a pretext embedding of {made['epochs']} epochs with seed {made['seed']}; the run "
+                         f"needs {epochs} epochs with seed {seed}")
+    if not np.array_equal(saved_ids, clip_ids):
+        raise ValueError(f"{path}: made for {len(saved_ids)} other training clips (or in another order) than the "
+                         f"feature cache's {len(clip_ids)}; make it again from this cache")
+    return embedding
 
 
 def clip_speakers(features_dir: Path, clip_ids: np.ndarray) -> np.ndarray:

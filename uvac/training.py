@@ -182,12 +182,15 @@ def compiled_loss(loss, cfg: TrainConfig, device):
     return step
 
 
-def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, speakers=None) -> list[dict]:
+def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, speakers=None,
+          pretext_embedding=None) -> list[dict]:
     """Train `model` in place on x (N, *model.input_shape) and return the per-epoch history.
 
     With run_dir, the checkpoint and history.jsonl / history.csv go there, and an existing
     checkpoint is resumed (refused if it belongs to another model, data size or configuration).
     speakers (N,): each clip's speaker, which cfg.speaker_centred needs.
+    pretext_embedding (N, D): uvac.pretext.pretext_embedding of x with cfg.pretext_epochs and cfg.seed, where
+    it was made already (the pipeline makes it once for every method that reads it); else made here if needed.
     """
     cfg = cfg or TrainConfig()
     if cfg.pretrain_epochs and model.kind != "uvac":
@@ -212,7 +215,8 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, spe
 
     if cfg.neighbour_weight:  # before the pre-training's and any encoder's epochs, not after
         check_neighbour_settings(len(x), cfg, speakers)
-    embedding = None  # the pretext embedding, where the cluster initialisation needed it already
+    # the training clips in the pretext embedding, made once, and only where a phase that runs needs them
+    pretext_space = functools.cache(lambda: pretext_points(x, mask, cfg, device, speakers, pretext_embedding))
     if ckpt is not None and ckpt.exists():
         start, history = resume(ckpt, model, optimizer, perm_gen, cfg, len(x), device)
     else:
@@ -223,12 +227,12 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, spe
             optimizer = adam(model, cfg.lr_start, device)  # fresh moments for the full loss
         if cfg.cluster_init_epochs:
             with threadpool_limits(cfg.threads or None):  # K-means keeps to the job's declared threads
-                embedding = pretext_points(x, mask, cfg, device, speakers)
-                history += init_clusters(model, x, mask, cfg, device, perm_gen, embedding)
+                history += init_clusters(model, x, mask, cfg, device, perm_gen, pretext_space())
             optimizer = adam(model, cfg.lr_start, device)
 
     if cfg.neighbour_weight:
         with threadpool_limits(cfg.threads or None):  # the BLAS under PCA too keeps to the job's declared threads
+            embedding = pretext_space() if cfg.neighbour_space == pretext.SPACE else None
             neighbours = torch.from_numpy(training_neighbours(x, mask, cfg, device, speakers, embedding))
         log.info("%s: mined the %d nearest clips (%s) of each of %d training clips", model.kind, cfg.neighbour_count,
                  cfg.neighbour_space, len(x))
@@ -329,16 +333,21 @@ def training_neighbours(x, mask, cfg: TrainConfig, device="cpu", speakers=None, 
     return mine_neighbours(x, cfg.neighbour_count, space=cfg.neighbour_space, mask=mask)
 
 
-def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None) -> np.ndarray:
-    """The training clips in the embedding of a contrastive encoder trained here first (uvac.pretext); with
-    cfg.speaker_centred, each speaker's mean taken out and the rows brought back to unit length: what
-    the embedding holds of the word once the voice's offset is gone (docs/accuracy.md)."""
+def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None, embedding=None) -> np.ndarray:
+    """The training clips in the embedding of a contrastive encoder (uvac.pretext), trained here first unless
+    `embedding` is that encoder's output already; with cfg.speaker_centred, each speaker's mean taken out and
+    the rows brought back to unit length: what the embedding holds of the word once the voice's offset is
+    gone (docs/accuracy.md)."""
     if cfg.speaker_centred:  # before the encoder's epochs
         speakers = checked_speakers(speakers, len(x))
-    x = x.cpu() if torch.is_tensor(x) else x
-    mask = mask.cpu().numpy() if torch.is_tensor(mask) else mask
-    embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed, device=device,
-                                          progress=cfg.progress)
+    if embedding is None:
+        x = x.cpu() if torch.is_tensor(x) else x
+        mask = mask.cpu().numpy() if torch.is_tensor(mask) else mask
+        embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed, device=device,
+                                              progress=cfg.progress)
+    elif embedding.ndim != 2 or len(embedding) != len(x):
+        raise ValueError(f"the pretext embedding must have one row per training clip, shape ({len(x)}, D); "
+                         f"got {embedding.shape}")
     if not cfg.speaker_centred:
         return embedding
     centred = centre_groups(embedding, speakers)

@@ -3,6 +3,7 @@ import json
 import re
 
 from uvac import params as uvac_params
+from uvac.runs import uses_pretext
 
 uvac_params.validate(config, source="params.yaml (+ --configfile overlays)")
 # Mappings in sorted key order: Snakemake compares a rule's params with their order, and
@@ -12,6 +13,7 @@ config.update(json.loads(json.dumps(config, sort_keys=True)))
 DATASETS = config["datasets"]
 METHODS = config["methods"]
 RUN_DIR = "results/runs/{dataset}/{method}/k{k}/seed{seed}"
+PRETEXT = "results/runs/{dataset}/pretext_e{epochs}_seed{seed}.npz"
 
 
 def dataset_config(name, keys):
@@ -31,6 +33,15 @@ def one_of(names):
 
 VAE_METHODS = [m for m, cfg in METHODS.items() if cfg["model"] in uvac_params.VAE_MODELS]
 BASELINE_METHODS = [m for m in METHODS if m not in VAE_METHODS]
+
+
+def train_inputs(w):
+    """A run's feature cache, and the pretext embedding where its method reads one (rule pretext)."""
+    inputs = {"features": f"data/features/{w.dataset}"}
+    method = METHODS[w.method]
+    if uses_pretext(method):
+        inputs["pretext"] = PRETEXT.format(dataset=w.dataset, epochs=method["pretext_epochs"], seed=w.seed)
+    return inputs
 
 
 def table_runs(name):

@@ -1,9 +1,34 @@
 # Training: every trained method (uvac, cat_uvac, linear_vae variants) × K × seed the tables name.
 
 
-rule train:
+rule pretext:
+    """The contrastive encoder's embedding of a dataset's training clips: made once per pretext_epochs and
+    seed, and read by every method of that seed whose neighbours or cluster initialisation use it."""
     input:
         "data/features/{dataset}",
+    output:
+        PRETEXT,
+    params:
+        train={key: config["train"][key] for key in ("device", "threads")},  # what the embedding depends on
+    log:
+        "logs/pretext/{dataset}/e{epochs}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/pretext/{dataset}/e{epochs}_seed{seed}.tsv"
+    wildcard_constraints:
+        epochs=r"\d+",
+        seed=r"\d+",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=6000,
+        gpu=config["train"]["gpus"],
+        runtime=4 * 60,
+    script:
+        "../scripts/pretext.py"
+
+
+rule train:
+    input:
+        unpack(train_inputs),
     output:
         model=f"{RUN_DIR}/model.pt",
         history=f"{RUN_DIR}/history.csv",
