@@ -56,3 +56,22 @@ def method_settings(args: argparse.Namespace) -> tuple[dict, dict, dict]:
         raise SystemExit(f"method {args.method!r} is not in params.yaml; expected one of {sorted(params['methods'])}")
     overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     return params, {**params["methods"][args.method], **overrides}, overrides
+
+
+def add_pretext_argument(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--pretext", type=Path, metavar="FILE.npz",
+                    help="the training clips' pretext embedding as rule pretext writes it (results/runs/<dataset>/"
+                         "pretext_e<E>_seed<s>.npz): read from FILE, or made there first when it is missing")
+
+
+def kept_pretext(args: argparse.Namespace, method: dict, seed: int, train: dict, clip_ids):
+    """The embedding of --pretext for the method's pretext_epochs and this seed: made there by
+    uvac.runs.pretext_run (one thread) when the file is missing, then read back and checked against the
+    training clips (uvac.runs.load_pretext). None without --pretext: the fit makes its own."""
+    from uvac.runs import load_pretext, pretext_run
+
+    if args.pretext is None:
+        return None
+    if not args.pretext.exists():
+        pretext_run(args.features, method["pretext_epochs"], seed, {**train, "threads": 1}, args.pretext)
+    return load_pretext(args.pretext, clip_ids, epochs=method["pretext_epochs"], seed=seed)

@@ -28,6 +28,10 @@ With --speaker NAME only that speaker's clips are used (the manifest's speaker c
 trains on the speaker's training clips and is scored on all of the speaker's clips, since one
 speaker's test split is too small to hold every digit. A baseline method (kmeans) runs the same way,
 for the reference. No linear probe then: the scored clips include the ones it would learn from.
+
+With --pretext FILE.npz a method that reads the pretext embedding reads it from FILE (made there first
+when missing), as the pipeline's runs do: trials of one dataset, pretext_epochs and seed then spare the
+encoder's half hour and give what the same trial without it gives.
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common import OUT_DIR, add_method_arguments, machine, method_settings  # benchmarks/common.py
+from common import OUT_DIR, add_method_arguments, add_pretext_argument, kept_pretext, machine, method_settings
 from linear_probe import probe_accuracy
 import uvac.models.categorical as categorical
 import uvac.models.uvac as uvac_model
@@ -137,6 +141,7 @@ def one_speaker(features: Path, speaker: str) -> tuple[dict, dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_method_arguments(ap, "cat_uvac_info_consistency")
+    add_pretext_argument(ap)
     ap.add_argument("--change", nargs="*", default=[], metavar="NAME[=WEIGHT]", help=f"changes to patch in: {', '.join(CHANGES)}")
     ap.add_argument("--speaker", help="train on this speaker's training clips, score on all of the speaker's clips")
     ap.add_argument("--k", type=int, default=10)
@@ -151,6 +156,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown change(s) {unknown}; expected {', '.join(CHANGES)}")
 
+    if args.pretext and args.speaker:
+        raise SystemExit("--pretext: the embedding of the whole training split cannot stand for one speaker's clips")
     if args.save and changes:
         raise SystemExit("--save: a model with patched-in changes could not be loaded back; save unchanged methods only")
 
@@ -172,7 +179,8 @@ def main() -> None:
     else:
         est = make_estimator(method, args.k, args.seed, params["train"], threads=1)
         est.fit(train["x"], train["mask"],
-                speakers=clip_speakers(args.features, train["clip_id"]) if method.get("speaker_centred") else None)
+                speakers=clip_speakers(args.features, train["clip_id"]) if method.get("speaker_centred") else None,
+                pretext_embedding=kept_pretext(args, method, args.seed, params["train"], train["clip_id"]))
         fit_s = time.perf_counter() - t0
         clusters, (z_test, proba_test) = est.predict(test["x"]), latents(est, test["x"])
         if args.save:  # a run directory as the train rule writes it

@@ -14,9 +14,8 @@ clusters in use after the epoch. uvac_pretext_speakers takes its learning rate f
         --configfile config/cpu-accuracy.yaml --set 'neighbour_space="pretext"' pretext_epochs=100 \\
         speaker_centred=true cluster_init_epochs=5 --lrs 5e-4 2e-4 1e-4 5e-5
 
---embedding FILE.npy keeps the pretext embedding of the training clips (uvac.pretext.pretext_embedding
-with the method's pretext_epochs and seed): computed and saved there when FILE is missing, read from it
-otherwise, which spares the encoder's half hour on a second run.
+--pretext FILE.npz keeps the pretext embedding of the training clips (as rule pretext writes it): made
+there when FILE is missing, read from it otherwise, which spares the encoder's half hour on a second run.
 """
 from __future__ import annotations
 
@@ -29,31 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import OUT_DIR, add_method_arguments, method_settings, write_report  # benchmarks/common.py
-import uvac.pretext as pretext
+from common import OUT_DIR, add_method_arguments, add_pretext_argument, kept_pretext, method_settings, write_report
 from uvac import training
-from uvac.io import atomic_path
 from uvac.metrics import label_scores
 from uvac.models import MODELS
 from uvac.pipeline import load_split
 from uvac.runs import clip_speakers, make_estimator
-
-
-def keep_embedding(path: Path, n_clips: int) -> None:
-    """Route uvac.pretext.pretext_embedding through path: saved there when missing, read from it otherwise."""
-    compute = pretext.pretext_embedding
-
-    def embedding(x, mask=None, **kw):
-        if path.exists():
-            saved = np.load(path)
-            if len(saved) != n_clips:
-                raise SystemExit(f"{path}: {len(saved)} rows; expected the {n_clips} training clips' embedding")
-            return saved
-        out = compute(x, mask, **kw)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # np.save would add .npy to a temporary name
-            np.save(f, out)
-        return out
-    pretext.pretext_embedding = embedding
 
 
 def cluster_state(model, x, labels, k) -> dict:
@@ -69,10 +49,10 @@ def cluster_state(model, x, labels, k) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_method_arguments(ap, "uvac_pretext_speakers")
+    add_pretext_argument(ap)
     ap.add_argument("--lrs", nargs="+", type=float, default=[5e-4, 2e-4, 1e-4, 5e-5])
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--embedding", type=Path, help="where the pretext embedding is kept (see above)")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "uvac_first_steps.json")
     args = ap.parse_args()
 
@@ -84,8 +64,7 @@ def main() -> None:
     split = load_split(args.features, "train")
     x, mask = torch.from_numpy(split["x"]), torch.from_numpy(split["mask"]).float()
     speakers = clip_speakers(args.features, split["clip_id"]) if cfg.speaker_centred else None
-    if args.embedding:
-        keep_embedding(args.embedding, len(x))
+    made = kept_pretext(args, method, args.seed, params["train"], split["clip_id"])
     torch.set_num_threads(1)
     device, perm_gen = torch.device("cpu"), torch.Generator().manual_seed(args.seed)
 
@@ -94,7 +73,7 @@ def main() -> None:
     start = MODELS[method["model"]](tuple(x.shape[1:]), args.k, method["latent_dim"])
     if cfg.pretrain_epochs:
         training.pretrain(start, x, mask, cfg, device, perm_gen)
-    embedding = training.pretext_points(x, mask, cfg, device, speakers)
+    embedding = training.pretext_points(x, mask, cfg, device, speakers, made)
     training.init_clusters(start, x, mask, cfg, device, perm_gen, embedding)
     neighbours = torch.from_numpy(training.training_neighbours(x, mask, cfg, device, speakers, embedding)) \
         if cfg.neighbour_weight else None

@@ -1,30 +1,38 @@
-"""benchmarks/uvac_first_steps.py: the pretext embedding computed and saved once, then read back; where the
+"""benchmarks/uvac_first_steps.py: the pretext embedding made and saved once, then read back; where the
 training clips stand in the cluster posterior."""
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import uvac.pretext as pretext
-from uvac import training
+from uvac import runs, training
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from uvac_first_steps import cluster_state, keep_embedding  # noqa: E402
+from common import kept_pretext  # noqa: E402
+from uvac_first_steps import cluster_state  # noqa: E402
 
 
-def test_the_embedding_is_computed_once_saved_and_then_read_from_the_file(tmp_path, monkeypatch):
+def test_the_pretext_file_is_made_once_then_read_and_checked(tmp_path, monkeypatch):
+    """--pretext of uvac_first_steps.py and remedy_trials.py (benchmarks/common.py: kept_pretext)."""
+    cache = tmp_path / "features"
+    cache.mkdir()
+    ids = np.array(["a", "b", "c"])
+    np.savez(cache / "train.npz", x=np.zeros((3, 1, 4, 5), np.float32), mask=np.ones((3, 5), np.float32),
+             clip_id=ids, label_id=np.arange(3))
     calls = []
-    monkeypatch.setattr(pretext, "pretext_embedding", lambda x, mask=None, **kw: calls.append(kw) or x * 2.0)
-    path, x = tmp_path / "embedding.npy", np.arange(6, dtype=np.float32).reshape(3, 2)
-    keep_embedding(path, 3)
-    assert np.array_equal(pretext.pretext_embedding(x, None, epochs=4, seed=1), x * 2)
-    assert calls == [{"epochs": 4, "seed": 1}] and np.array_equal(np.load(path), x * 2)
-    assert np.array_equal(pretext.pretext_embedding(x + 1, None, epochs=4, seed=1), x * 2)  # read, not computed
-    assert len(calls) == 1
-    keep_embedding(path, 5)
-    with pytest.raises(SystemExit, match=r"embedding.npy: 3 rows; expected the 5 training clips' embedding"):
-        pretext.pretext_embedding(np.zeros((5, 2), np.float32))
+    monkeypatch.setattr(runs.pretext, "pretext_embedding",
+                        lambda x, mask=None, **kw: calls.append(kw) or np.eye(3, 4, dtype=np.float32))
+    method, train = {"pretext_epochs": 4}, {"device": "cpu", "threads": 0}
+    args = argparse.Namespace(features=cache, pretext=tmp_path / "pretext_e4_seed1.npz")
+    assert kept_pretext(argparse.Namespace(features=cache, pretext=None), method, 1, train, ids) is None and not calls
+    assert np.array_equal(kept_pretext(args, method, 1, train, ids), np.eye(3, 4))
+    assert [(c["epochs"], c["seed"]) for c in calls] == [(4, 1)]
+    assert np.array_equal(kept_pretext(args, method, 1, train, ids), np.eye(3, 4)) and len(calls) == 1  # read back
+    with pytest.raises(ValueError, match="pretext_e4_seed1.npz: a pretext embedding of 4 epochs with seed 1; the run "
+                                         "needs 4 epochs with seed 2"):
+        kept_pretext(args, method, 2, train, ids)
 
 
 def test_cluster_state_reads_clusters_and_margins_from_the_cluster_posterior(monkeypatch):
