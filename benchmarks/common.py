@@ -68,10 +68,13 @@ def kept_pretext(args: argparse.Namespace, method: dict, seed: int, train: dict,
     """The embedding of --pretext for the method's pretext_epochs and this seed: made there by
     uvac.runs.pretext_run (one thread) when the file is missing, then read back and checked against the
     training clips (uvac.runs.load_pretext). None without --pretext: the fit makes its own."""
-    from uvac.runs import load_pretext, pretext_run
+    from uvac.runs import load_pretext, pretext_run, uses_pretext
 
     if args.pretext is None:
         return None
+    if not uses_pretext(method):
+        raise SystemExit(f"--pretext: method {args.method!r} reads no pretext embedding (neighbour_space "
+                         f"{method.get('neighbour_space')!r})")
     if not args.pretext.exists():
         pretext_run(args.features, method["pretext_epochs"], seed, {**train, "threads": 1}, args.pretext)
     return load_pretext(args.pretext, clip_ids, epochs=method["pretext_epochs"], seed=seed)

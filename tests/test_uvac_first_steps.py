@@ -24,9 +24,12 @@ def test_the_pretext_file_is_made_once_then_read_and_checked(tmp_path, monkeypat
     calls = []
     monkeypatch.setattr(runs.pretext, "pretext_embedding",
                         lambda x, mask=None, **kw: calls.append(kw) or np.eye(3, 4, dtype=np.float32))
-    method, train = {"pretext_epochs": 4}, {"device": "cpu", "threads": 0}
-    args = argparse.Namespace(features=cache, pretext=tmp_path / "pretext_e4_seed1.npz")
+    method = {"pretext_epochs": 4, "neighbour_space": "pretext", "cluster_init_epochs": 5}
+    train = {"device": "cpu", "threads": 0}
+    args = argparse.Namespace(features=cache, method="m", pretext=tmp_path / "pretext_e4_seed1.npz")
     assert kept_pretext(argparse.Namespace(features=cache, pretext=None), method, 1, train, ids) is None and not calls
+    with pytest.raises(SystemExit, match="--pretext: method 'm' reads no pretext embedding \\(neighbour_space 'input'\\)"):
+        kept_pretext(args, {**method, "neighbour_space": "input", "cluster_init_epochs": 0}, 1, train, ids)
     assert np.array_equal(kept_pretext(args, method, 1, train, ids), np.eye(3, 4))
     assert [(c["epochs"], c["seed"]) for c in calls] == [(4, 1)]
     assert np.array_equal(kept_pretext(args, method, 1, train, ids), np.eye(3, 4)) and len(calls) == 1  # read back
