@@ -68,7 +68,8 @@ def kept_pretext(args: argparse.Namespace, method: dict, seed: int, train: dict,
     """The embedding of --pretext for the method's pretext_epochs and this seed: made there by
     uvac.runs.pretext_run (one thread) when the file is missing, then read back and checked against the
     training clips (uvac.runs.load_pretext). None without --pretext: the fit makes its own."""
-    from uvac.runs import load_pretext, pretext_run, uses_pretext
+    from uvac.params import uses_pretext
+    from uvac.runs import load_pretext, pretext_run
 
     if args.pretext is None:
         return None

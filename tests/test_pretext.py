@@ -13,6 +13,7 @@ import torch
 from uvac import runs
 from uvac.clip_store import NpzRows
 from uvac.neighbours import LOG_FLOOR, mine_neighbours, nearest_others
+from uvac.params import uses_pretext
 from uvac.pretext import (MAX_BINS, TEMPERATURE, PretextEncoder, log_input, nt_xent, pretext_embedding, random_views,
                           run_mask)
 from uvac.training import TrainConfig, pretext_points
@@ -119,9 +120,9 @@ TRAIN = {"device": "cpu", "amp": False, "compile": False, "checkpoint_every": 10
 
 def test_a_run_reading_the_shared_embedding_equals_one_that_makes_its_own(tmp_path, monkeypatch):
     cache = two_word_cache(tmp_path)
-    assert runs.uses_pretext(PRETEXT_METHOD) and not runs.uses_pretext({**PRETEXT_METHOD, "neighbour_space": "input",
-                                                                          "cluster_init_epochs": 0})
-    assert runs.uses_pretext({**PRETEXT_METHOD, "neighbour_weight": 0.0})  # the cluster initialisation alone
+    assert uses_pretext(PRETEXT_METHOD) and not uses_pretext({**PRETEXT_METHOD, "neighbour_space": "input",
+                                                               "cluster_init_epochs": 0})
+    assert uses_pretext({**PRETEXT_METHOD, "neighbour_weight": 0.0})  # the cluster initialisation alone
     own = runs.train_run(cache, PRETEXT_METHOD, 3, 1, TRAIN, tmp_path / "own")
     runs.pretext_run(cache, 2, 1, TRAIN, tmp_path / "pretext_e2_seed1.npz")
     monkeypatch.setattr(runs.pretext, "pretext_embedding", lambda *a, **k: pytest.fail("the run made it again"))

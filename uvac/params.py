@@ -18,6 +18,15 @@ from .datasets.sources import SOURCES
 
 
 VAE_MODELS = ("uvac", "cat_uvac", "linear_vae")  # trained by the train rule; the rest are baselines
+PRETEXT_SPACE = "pretext"  # the neighbour_space of uvac.pretext's embedding
+
+def uses_pretext(method: dict) -> bool:
+    """Whether a method variant reads the pretext embedding of its training clips: for its neighbours or
+    its cluster initialisation (uvac.training.train). Here, not beside the encoder, so that the workflow
+    can ask without importing torch."""
+    return method.get("neighbour_space") == PRETEXT_SPACE and bool(
+        method.get("neighbour_weight") or method.get("cluster_init_epochs"))
+
 
 # What validation knows of each dataset's size before any data is read, to refuse a K larger
 # than its test set (a folder dataset's size is only known once read: see check_k).

@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 
 from uvac.clip_store import CHUNK_ROWS
 from uvac.neighbours import LOG_FLOOR
+from uvac.params import PRETEXT_SPACE
 
 log = logging.getLogger(__name__)
 
-SPACE = "pretext"
+SPACE = PRETEXT_SPACE
 MAX_BINS = 64           # the input's frequency bins are averaged down to at most this many
 BATCH_SIZE = 256        # clips per step; each gives two views
 TEMPERATURE = 0.2       # of NT-Xent's cosine similarities

@@ -69,13 +69,6 @@ def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, 
                              extra={"epochs": method["epochs"], "device": str(resolve_device(est.config.device))})
 
 
-def uses_pretext(method: dict) -> bool:
-    """Whether a method variant reads the pretext embedding of its training clips: for its neighbours or
-    its cluster initialisation (uvac.training.train)."""
-    return method.get("neighbour_space") == pretext.SPACE and bool(
-        method.get("neighbour_weight") or method.get("cluster_init_epochs"))
-
-
 def pretext_run(features_dir: Path, epochs: int, seed: int, train: dict, out: Path) -> None:
     """The pretext embedding of a feature cache's training clips, as the fit of a method with these
     pretext_epochs and seed would make it (same clips, device and threads), saved to out (.npz) with

@@ -3,7 +3,6 @@ import json
 import re
 
 from uvac import params as uvac_params
-from uvac.runs import uses_pretext
 
 uvac_params.validate(config, source="params.yaml (+ --configfile overlays)")
 # Mappings in sorted key order: Snakemake compares a rule's params with their order, and
@@ -39,7 +38,7 @@ def train_inputs(w):
     """A run's feature cache, and the pretext embedding where its method reads one (rule pretext)."""
     inputs = {"features": f"data/features/{w.dataset}"}
     method = METHODS[w.method]
-    if uses_pretext(method):
+    if uvac_params.uses_pretext(method):
         inputs["pretext"] = PRETEXT.format(dataset=w.dataset, epochs=method["pretext_epochs"], seed=w.seed)
     return inputs
 
