@@ -8,7 +8,8 @@ training clips of log q of its cluster less that of the runner-up), how far the 
 latent means (uvac: beside the smallest distance between the prior's components) and what share of
 the clips it moves to another cluster, then the clustering accuracy on the training split with the
 clusters in use after the epoch. uvac_pretext_speakers takes its learning rate from this
-(docs/accuracy.md).
+(docs/accuracy.md). --warmups W... runs each rate again with it rising over the first W steps, as
+lr_warmup_steps does in training (uvac.training.warmup_factor).
 
     .venv/bin/python benchmarks/uvac_first_steps.py data/features/fsdd uvac_neighbours_consistency \\
         --configfile config/cpu-accuracy.yaml --set 'neighbour_space="pretext"' pretext_epochs=100 \\
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import time
 from pathlib import Path
@@ -51,6 +53,8 @@ def main() -> None:
     add_method_arguments(ap, "uvac_pretext_speakers")
     add_pretext_argument(ap)
     ap.add_argument("--lrs", nargs="+", type=float, default=[5e-4, 2e-4, 1e-4, 5e-5])
+    ap.add_argument("--warmups", nargs="+", type=int, default=[0],
+                    help="for each rate, also with it rising linearly over this many first steps (0: none)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT_DIR / "uvac_first_steps.json")
@@ -88,12 +92,13 @@ def main() -> None:
     print(json.dumps(report["start"]))
 
     settings = training.loss_settings(start, cfg, 0)  # the full loss's first epoch
-    for lr in args.lrs:
+    for lr, warmup in itertools.product(args.lrs, args.warmups):
         model = copy.deepcopy(start)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         torch.manual_seed(args.seed)
         perm, first = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed)), None
-        for b in range(0, len(x), cfg.batch_size):
+        for step, b in enumerate(range(0, len(x), cfg.batch_size)):
+            optimizer.param_groups[0]["lr"] = lr * training.warmup_factor(step, warmup)
             idx = perm[b:b + cfg.batch_size]
             extra = {"x_neighbour": training.neighbour_batch(x, neighbours, idx)} if neighbours is not None else {}
             xb = x[idx].contiguous(memory_format=training.memory_format(x))
@@ -106,8 +111,9 @@ def main() -> None:
                 first = cluster_state(model, x, split["label_id"], args.k)
         after = cluster_state(model, x, split["label_id"], args.k)
         moved = np.linalg.norm(first["mu"] - before["mu"], axis=1).mean()
-        row = {"lr": lr, "first_step_moves_mu_by": round(float(moved), 3),
+        row = {"lr": lr, "warmup_steps": warmup, "first_step_moves_mu_by": round(float(moved), 3),
                "first_step_reassigns": round(float((first["clusters"] != before["clusters"]).mean()), 4),
+               "accuracy_after_first_step": first["accuracy"], "clusters_used_after_first_step": first["clusters_used"],
                "accuracy_after_epoch": after["accuracy"], "clusters_used_after_epoch": after["clusters_used"]}
         report["epochs"].append(row)
         print(json.dumps(row), flush=True)

@@ -132,7 +132,8 @@ def interrupt_at(monkeypatch, epoch_label):
     monkeypatch.setattr(training, "run_epoch", dying)
 
 
-@pytest.mark.parametrize("kind, settings", [("uvac", {}), ("cat_uvac", {"neighbour_weight": 5.0, "neighbour_count": 3})])
+@pytest.mark.parametrize("kind, settings", [("uvac", {}), ("cat_uvac", {"neighbour_weight": 5.0, "neighbour_count": 3}),
+                                            ("uvac", {"lr_warmup_steps": 5})])  # the warmup spans the interruption
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(kind, settings, tmp_path, monkeypatch):
     x, mask = spectrograms()
     cfg = quick(epochs=4, checkpoint_every=2, **settings)  # neighbours: their draws resume too
@@ -240,6 +241,35 @@ def test_warm_start_lr_sets_the_rate_of_the_epochs_before_the_full_loss():
         TrainConfig(warm_start_lr=1e-3)
     with pytest.raises(ValueError, match="warm_start_lr must be >= 0, got -0.1"):
         TrainConfig(warm_start_lr=-0.1, pretrain_epochs=1)
+
+
+def test_lr_warmup_shrinks_the_first_steps_of_the_full_loss():
+    """Adam's first step moves each weight by about the rate whatever its gradient; with the warmup, by
+    a warmup_steps-th of it, and the rate is whole again from step warmup_steps on."""
+    x, mask = spectrograms()
+
+    def largest_moves(**settings):  # of any weight, at each of the 4 steps (2 epochs of 2 batches)
+        model, moves = fresh(), []
+        before = [p.detach().clone() for p in model.parameters()]
+        real_step = torch.optim.Adam.step
+
+        def step(optimizer, *a, **kw):
+            out = real_step(optimizer, *a, **kw)
+            moves.append(max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before)))
+            for p, b in zip(model.parameters(), before):
+                b.copy_(p.detach())
+            return out
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(torch.optim.Adam, "step", step)
+            train(model, x, mask, quick(lr_start=1e-3, lr_end=1e-3, **settings))
+        return moves
+
+    plain, warm = largest_moves(), largest_moves(lr_warmup_steps=4)
+    assert plain[0] == pytest.approx(1e-3, rel=0.01)
+    assert warm[0] == pytest.approx(0.25e-3, rel=0.01)
+    assert warm[1] < plain[1] and warm[2] < plain[2]
+    with pytest.raises(ValueError, match="lr_warmup_steps must be >= 0, got -1"):
+        TrainConfig(lr_warmup_steps=-1)
 
 
 def test_kl_warmup_ramps_the_kl_weight():

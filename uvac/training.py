@@ -81,6 +81,7 @@ class TrainConfig:
                                     # first (uvac: after any pre-training); 0 = off
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     warm_start_lr: float = 0.0      # constant lr of pre-training and the cluster initialisation; 0 = lr_start
+    lr_warmup_steps: int = 0        # full loss: its lr rises linearly over its first steps from a fresh Adam; 0 = off
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
 
@@ -90,7 +91,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "checkpoint_every", "neighbour_count", "pretext_epochs"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("kl_warmup_epochs", "pretrain_epochs", "threads", "consistency_shift", "cluster_init_epochs"):
+        for name in ("kl_warmup_epochs", "pretrain_epochs", "threads", "consistency_shift", "cluster_init_epochs",
+                     "lr_warmup_steps"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_start", "lr_end", "tau_start", "tau_end", "lam"):
@@ -137,6 +139,13 @@ def resolve_device(name: str) -> torch.device:
 def exp_schedule(start: float, end: float, epoch: int, epochs: int) -> float:
     """start at epoch 0, end at the last epoch, geometric in between (the papers' lr decay)."""
     return start if epochs == 1 else start * (end / start) ** (epoch / (epochs - 1))
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """The share of the rate at this step of the full loss (0-based). Adam's first steps move every weight by
+    about the rate whatever its gradient; rising from rate / warmup_steps keeps them from throwing a
+    taught cluster start apart (docs/accuracy.md, UVAC on fsdd)."""
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
 
 
 def loss_settings(model, cfg: TrainConfig, epoch: int) -> dict:
@@ -251,7 +260,7 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, spe
         lr = exp_schedule(cfg.lr_start, cfg.lr_end, epoch, cfg.epochs)
         row = run_epoch(model, optimizer, x, mask, functools.partial(loss_fn, settings=kw),
                         lr=lr, cfg=cfg, device=device, perm_gen=perm_gen, where=f"epoch {epoch + 1}/{cfg.epochs}",
-                        checkpoint=ckpt, bar=bar)
+                        checkpoint=ckpt, bar=bar, warmup=(epoch * n_batches, cfg.lr_warmup_steps))
         history.append({"phase": "train", "epoch": epoch + 1, **row, "lr": lr, "tau": kw.get("tau"),
                         "kl_weight": kw["kl_weight"]})
         bar.set_postfix(loss=f"{row['loss']:.4g}", clusters=row["clusters_used"])
@@ -389,11 +398,12 @@ def neighbour_batch(x, neighbours: torch.Tensor, idx: torch.Tensor) -> torch.Ten
     return xn.contiguous(memory_format=memory_format(xn))
 
 
-def run_epoch(model, optimizer, x, mask, loss_fn, *, lr, cfg, device, perm_gen, where, checkpoint, bar) -> dict:
-    """One pass over a seeded permutation; returns clip-weighted means of the loss terms and cluster statistics."""
+def run_epoch(model, optimizer, x, mask, loss_fn, *, lr, cfg, device, perm_gen, where, checkpoint, bar,
+              warmup=(0, 0)) -> dict:
+    """One pass over a seeded permutation; returns clip-weighted means of the loss terms and cluster statistics.
+    warmup: (steps taken before this epoch, warmup steps) for warmup_factor."""
     model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    first_step, warmup_steps = warmup
     use_amp = cfg.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
     n = len(x)
     n_batches = math.ceil(n / cfg.batch_size)
@@ -401,6 +411,8 @@ def run_epoch(model, optimizer, x, mask, loss_fn, *, lr, cfg, device, perm_gen, 
     sums, posterior = {}, None  # running sums of the loss terms and of the cluster statistics
     t0 = time.perf_counter()
     for b in range(n_batches):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * warmup_factor(first_step + b, warmup_steps)
         idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
         xb, mb = gather(x, idx), (mask[idx] if mask is not None else None)
         xb = xb.contiguous(memory_format=memory_format(xb))
