@@ -245,7 +245,7 @@ def test_warm_start_lr_sets_the_rate_of_the_epochs_before_the_full_loss():
 
 def test_lr_warmup_shrinks_the_first_steps_of_the_full_loss():
     """Adam's first step moves each weight by about the rate whatever its gradient; with the warmup, by
-    a warmup_steps-th of it, and the rate is whole again from step warmup_steps on."""
+    a warmup_steps-th of it, and the steps after stay smaller while the rate rises."""
     x, mask = spectrograms()
 
     def largest_moves(**settings):  # of any weight, at each of the 4 steps (2 epochs of 2 batches)
