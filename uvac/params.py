@@ -20,6 +20,7 @@ from .datasets.sources import SOURCES
 VAE_MODELS = ("uvac", "cat_uvac", "linear_vae")  # trained by the train rule; the rest are baselines
 PRETEXT_SPACE = "pretext"  # the neighbour_space of uvac.pretext's embedding
 
+
 def uses_pretext(method: dict) -> bool:
     """Whether a method variant reads the pretext embedding of its training clips: for its neighbours or
     its cluster initialisation (uvac.training.train). Here, not beside the encoder, so that the workflow
