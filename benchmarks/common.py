@@ -61,14 +61,14 @@ def method_settings(args: argparse.Namespace) -> tuple[dict, dict, dict]:
 def add_pretext_argument(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pretext", type=Path, metavar="FILE.npz",
                     help="the training clips' pretext embedding as rule pretext writes it (results/runs/<dataset>/"
-                         "pretext_e<E>_seed<s>.npz): read from FILE, or made there first when it is missing")
+                         "pretext_e<E>_b<B>_seed<s>.npz): read from FILE, or made there first when it is missing")
 
 
 def kept_pretext(args: argparse.Namespace, method: dict, seed: int, train: dict, clip_ids):
-    """The embedding of --pretext for the method's pretext_epochs and this seed: made there by
+    """The embedding of --pretext for the method's pretext settings and this seed: made there by
     uvac.runs.pretext_run (one thread) when the file is missing, then read back and checked against the
     training clips (uvac.runs.load_pretext). None without --pretext: the fit makes its own."""
-    from uvac.params import uses_pretext
+    from uvac.params import pretext_settings, uses_pretext
     from uvac.runs import load_pretext, pretext_run
 
     if args.pretext is None:
@@ -77,5 +77,5 @@ def kept_pretext(args: argparse.Namespace, method: dict, seed: int, train: dict,
         raise SystemExit(f"--pretext: method {args.method!r} reads no pretext embedding (neighbour_space "
                          f"{method.get('neighbour_space')!r})")
     if not args.pretext.exists():
-        pretext_run(args.features, method["pretext_epochs"], seed, {**train, "threads": 1}, args.pretext)
-    return load_pretext(args.pretext, clip_ids, epochs=method["pretext_epochs"], seed=seed)
+        pretext_run(args.features, seed, {**train, "threads": 1}, args.pretext, **pretext_settings(method))
+    return load_pretext(args.pretext, clip_ids, seed=seed, **pretext_settings(method))

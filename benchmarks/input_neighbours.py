@@ -12,9 +12,9 @@ to take a speaker's or a channel's spectral colouring out of speech features; Ca
 neighbour_space); `--space log_cmn_stretched` also stretches each clip's active frames over all its
 frames; `--space log_cmn_loud_stretched` does both over each clip's loud span only; `--space pretext`
 asks it of the embedding of uvac.pretext's contrastive encoder, trained here on these clips for
---pretext-epochs epochs. The label pairs whose clips are most often each other's neighbours are listed
-too, and how often a clip's nearest clip of another speaker (in the PCA K-means sees) has its label.
-`--centre-speakers` first takes each speaker's mean out of the space: what the space holds of the label
+--pretext-epochs epochs of --pretext-batch-size clips. The label pairs whose clips are most often each
+other's neighbours are listed too, and how often a clip's nearest clip of another speaker (in the PCA
+K-means sees) has its label. `--centre-speakers` first takes each speaker's mean out of the space: what the space holds of the label
 once the speaker's offset is gone (speaker normalisation, which needs the manifest's speakers, not labels).
 
     .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space SPACE]
@@ -34,7 +34,7 @@ from common import OUT_DIR, write_report  # benchmarks/common.py
 from uvac.baselines import flat
 from uvac.metrics import unsupervised_accuracy
 from uvac.neighbours import NEIGHBOUR_SPACES, centre_groups, mine_neighbours, nearest_of_other_groups, nearest_others, to_space
-from uvac.pretext import SPACE as PRETEXT, pretext_embedding
+from uvac.pretext import BATCH_SIZE as PRETEXT_BATCH_SIZE, SPACE as PRETEXT, pretext_embedding
 from uvac.pipeline import load_split
 
 
@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--space", choices=(*NEIGHBOUR_SPACES, PRETEXT), default="input",
                     help="the input as K-means sees it, as uvac.neighbours.to_space gives it, or uvac.pretext's embedding")
     ap.add_argument("--pretext-epochs", type=int, default=100, help="epochs of the contrastive encoder (--space pretext)")
+    ap.add_argument("--pretext-batch-size", type=int, default=PRETEXT_BATCH_SIZE, help="its clips per step")
     ap.add_argument("--centre-speakers", action="store_true", help="take each speaker's mean out of the space first")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None,
@@ -91,7 +92,8 @@ def main() -> None:
         raise SystemExit(f"{args.features}/manifest.parquet: --centre-speakers needs a speaker for every clip")
 
     if args.space == PRETEXT:
-        x = pretext_embedding(x, mask, epochs=args.pretext_epochs, seed=args.seed, progress=True)
+        x = pretext_embedding(x, mask, epochs=args.pretext_epochs, batch_size=args.pretext_batch_size, seed=args.seed,
+                              progress=True)
         if args.centre_speakers:
             x = centre_groups(x, speakers)
             x /= np.linalg.norm(x, axis=1, keepdims=True)  # cosine neighbours, as the embedding's own
@@ -137,6 +139,7 @@ def main() -> None:
                  {"features": str(args.features), "space": args.space,
                   "components": args.components, "k": k, "seed": args.seed,
                   "pretext_epochs": args.pretext_epochs if args.space == PRETEXT else None,
+                  "pretext_batch_size": args.pretext_batch_size if args.space == PRETEXT else None,
                   "centre_speakers": args.centre_speakers, "agreement": agreement,
                   "another_speaker_nearest_same_label": across, "most_shared_pairs": pairs, "clustering": clustering,
                   "speaker_mean": speaker_mean})

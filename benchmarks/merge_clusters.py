@@ -86,8 +86,9 @@ def main() -> None:
         est = load_run_model(run_dir, train["x"].shape[1:], kinds=("uvac", "cat_uvac"))
         p_train, p_test = est.predict_proba(train["x"]), est.predict_proba(test["x"])
         cfg = dataclasses.replace(est.config, neighbour_count=args.neighbours, progress=False)
-        # the run's own neighbour space; a pretext encoder's embedding also depends on its seed and epochs
-        space = (cfg.neighbour_space, *((cfg.seed, cfg.pretext_epochs) if cfg.neighbour_space == PRETEXT else ()))
+        # the run's own neighbour space; a pretext encoder's embedding also depends on its seed, epochs and batch
+        space = (cfg.neighbour_space, *((cfg.seed, cfg.pretext_epochs, cfg.pretext_batch_size)
+                                        if cfg.neighbour_space == PRETEXT else ()))
         if space not in nearest_by_space:
             nearest_by_space[space] = training_neighbours(train["x"], train["mask"], cfg)
         affinities = cluster_affinities(p_train, neighbour_graph(nearest_by_space[space]))

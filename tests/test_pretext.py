@@ -87,6 +87,9 @@ def test_the_embedding_is_reproducible_leaves_the_global_generator_alone_and_has
     assert np.array_equal(first, pretext_embedding(x, None, epochs=2, seed=5))
     assert not np.array_equal(first, pretext_embedding(x, None, epochs=2, seed=6))
     assert np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
+    assert not np.array_equal(first, pretext_embedding(x, None, epochs=2, seed=5, batch_size=8))  # 3 steps an epoch, not 1
+    with pytest.raises(ValueError, match="pretext_batch_size must be >= 2 .*got 1"):
+        TrainConfig(pretext_batch_size=1)
 
 
 def test_pretext_neighbours_follow_the_word_where_the_speakers_channel_misleads_the_input():
@@ -124,10 +127,10 @@ def test_a_run_reading_the_shared_embedding_equals_one_that_makes_its_own(tmp_pa
                                                                "cluster_init_epochs": 0})
     assert uses_pretext({**PRETEXT_METHOD, "neighbour_weight": 0.0})  # the cluster initialisation alone
     own = runs.train_run(cache, PRETEXT_METHOD, 3, 1, TRAIN, tmp_path / "own")
-    runs.pretext_run(cache, 2, 1, TRAIN, tmp_path / "pretext_e2_seed1.npz")
+    runs.pretext_run(cache, 1, TRAIN, tmp_path / "pretext_e2_b256_seed1.npz", epochs=2, batch_size=256)
     monkeypatch.setattr(runs.pretext, "pretext_embedding", lambda *a, **k: pytest.fail("the run made it again"))
     shared = runs.train_run(cache, PRETEXT_METHOD, 3, 1, TRAIN, tmp_path / "shared",
-                            pretext_file=tmp_path / "pretext_e2_seed1.npz")
+                            pretext_file=tmp_path / "pretext_e2_b256_seed1.npz")
     assert shared == own
     assert (tmp_path / "shared/history.csv").read_text().splitlines()[0] == \
         (tmp_path / "own/history.csv").read_text().splitlines()[0]
@@ -138,22 +141,24 @@ def test_a_run_reading_the_shared_embedding_equals_one_that_makes_its_own(tmp_pa
         assert np.array_equal(a["z"], b["z"]) and np.array_equal(a["proba"], b["proba"])
 
 
-def test_a_shared_embedding_made_for_other_clips_epochs_or_seed_is_refused_by_name(tmp_path):
+def test_a_shared_embedding_made_for_other_clips_settings_or_seed_is_refused_by_name(tmp_path):
     cache = two_word_cache(tmp_path)
-    made = tmp_path / "pretext_e2_seed1.npz"
-    runs.pretext_run(cache, 2, 1, TRAIN, made)
+    made = tmp_path / "pretext_e2_b8_seed1.npz"
+    runs.pretext_run(cache, 1, TRAIN, made, epochs=2, batch_size=8)
     with np.load(made) as saved:
         ids, embedding = saved["clip_id"], saved["embedding"]
     assert embedding.shape == (24, PretextEncoder().dim) and np.allclose(np.linalg.norm(embedding, axis=1), 1, atol=1e-5)
-    assert np.array_equal(runs.load_pretext(made, ids, epochs=2, seed=1), embedding)
-    with pytest.raises(ValueError, match=r"pretext_e2_seed1.npz: a pretext embedding of 2 epochs with seed 1; the run "
-                                         r"needs 3 epochs with seed 1"):
-        runs.load_pretext(made, ids, epochs=3, seed=1)
-    with pytest.raises(ValueError, match="seed 1; the run needs 2 epochs with seed 0"):
-        runs.load_pretext(made, ids, epochs=2, seed=0)
-    with pytest.raises(ValueError, match=r"pretext_e2_seed1.npz: made for 24 other training clips \(or in another "
+    assert np.array_equal(runs.load_pretext(made, ids, epochs=2, batch_size=8, seed=1), embedding)
+    with pytest.raises(ValueError, match=r"pretext_e2_b8_seed1.npz: a pretext embedding of 2 epochs of batches of 8 "
+                                         r"with seed 1; the run needs 3 epochs of batches of 8 with seed 1"):
+        runs.load_pretext(made, ids, epochs=3, batch_size=8, seed=1)
+    with pytest.raises(ValueError, match="the run needs 2 epochs of batches of 256 with seed 1"):
+        runs.load_pretext(made, ids, epochs=2, batch_size=256, seed=1)
+    with pytest.raises(ValueError, match="the run needs 2 epochs of batches of 8 with seed 0"):
+        runs.load_pretext(made, ids, epochs=2, batch_size=8, seed=0)
+    with pytest.raises(ValueError, match=r"pretext_e2_b8_seed1.npz: made for 24 other training clips \(or in another "
                                          r"order\) than the feature cache's 24"):
-        runs.load_pretext(made, ids[::-1], epochs=2, seed=1)
+        runs.load_pretext(made, ids[::-1], epochs=2, batch_size=8, seed=1)
     cfg = TrainConfig(neighbour_space="pretext", neighbour_weight=1.0)
     with pytest.raises(ValueError, match=r"one row per training clip, shape \(23, D\); got \(24, 512\)"):
         pretext_points(np.zeros((23, 1, 4, 4), np.float32), None, cfg, embedding=embedding)

@@ -133,7 +133,7 @@ def test_train_rule_writes_a_complete_run(tiny, tmp_path):
 
 def test_the_pretext_methods_of_a_seed_share_one_pretext_embedding(tiny, tmp_path):
     """Rule pretext makes the contrastive encoder's embedding once; both pretext methods read it, and a
-    method's own pretext_epochs gives it (and only it) an embedding of its own."""
+    method's own pretext_epochs or pretext_batch_size gives it (and only it) an embedding of its own."""
     wf, _, cfg = tiny
     small = {"epochs": 1, "batch_size": 4, "pretext_epochs": 1, "neighbour_count": 2, "speaker_centred": False,
              "cluster_init_epochs": 1}
@@ -146,22 +146,24 @@ def test_the_pretext_methods_of_a_seed_share_one_pretext_embedding(tiny, tmp_pat
     assert rc == 0 and job_counts(out) == {"raw": 1, "interim": 1, "features": 1, "pretext": 1, "train": 2}, out
     rc, out = snakemake(wf, *targets, "--configfile", str(overlay))
     assert rc == 0, out
-    with np.load(wf / "results/runs/tiny/pretext_e1_seed0.npz") as made, \
+    with np.load(wf / "results/runs/tiny/pretext_e1_b256_seed0.npz") as made, \
             np.load(wf / "data/features/tiny/train.npz") as train:
         assert np.array_equal(made["clip_id"], train["clip_id"]) and made["embedding"].shape[0] == len(train["x"])
-    assert "pretext encoder: 1 epochs" in (wf / "logs/pretext/tiny/e1_seed0.log").read_text()
+    assert "pretext encoder: 1 epochs" in (wf / "logs/pretext/tiny/e1_b256_seed0.log").read_text()
     for m in methods:
         log_text = (wf / f"logs/train/tiny/{m}/k2/seed0.log").read_text()
         assert "cluster initialisation epoch 1/1" in log_text and "pretext encoder" not in log_text
 
-    methods["cat_uvac_pretext_speakers"]["pretext_epochs"] = 2
-    changed = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg},
-                                                        "methods": methods})
-    rc, out = snakemake(wf, "-n", *targets, "--configfile", str(changed))
-    assert rc == 0 and job_counts(out) == {"pretext": 1, "train": 1}, out
-    jobs = out.split("\nrule ")
-    assert [b for b in jobs if b.startswith("pretext:") and "pretext_e2_seed0.npz" in b]
-    assert [b for b in jobs if b.startswith("train:") and "method=cat_uvac_pretext_speakers" in b]
+    for setting, made in (({"pretext_epochs": 2}, "pretext_e2_b256_seed0.npz"),
+                          ({"pretext_batch_size": 8}, "pretext_e1_b8_seed0.npz")):
+        changed = {**methods, "cat_uvac_pretext_speakers": {**small, **setting}}
+        overlay = write_overlay(tmp_path / "changed.yaml", {"build": {"datasets": ["tiny"]}, "datasets": {"tiny": cfg},
+                                                            "methods": changed})
+        rc, out = snakemake(wf, "-n", *targets, "--configfile", str(overlay))
+        assert rc == 0 and job_counts(out) == {"pretext": 1, "train": 1}, out
+        jobs = out.split("\nrule ")
+        assert [b for b in jobs if b.startswith("pretext:") and made in b], out
+        assert [b for b in jobs if b.startswith("train:") and "method=cat_uvac_pretext_speakers" in b]
 
 
 def test_slurm_profile_dry_run_resolves_every_job_with_a_gpu_per_training(workflow_copy):

@@ -26,15 +26,15 @@ def test_the_pretext_file_is_made_once_then_read_and_checked(tmp_path, monkeypat
                         lambda x, mask=None, **kw: calls.append(kw) or np.eye(3, 4, dtype=np.float32))
     method = {"pretext_epochs": 4, "neighbour_space": "pretext", "cluster_init_epochs": 5}
     train = {"device": "cpu", "threads": 0}
-    args = argparse.Namespace(features=cache, method="m", pretext=tmp_path / "pretext_e4_seed1.npz")
+    args = argparse.Namespace(features=cache, method="m", pretext=tmp_path / "pretext_e4_b256_seed1.npz")
     assert kept_pretext(argparse.Namespace(features=cache, pretext=None), method, 1, train, ids) is None and not calls
     with pytest.raises(SystemExit, match="--pretext: method 'm' reads no pretext embedding \\(neighbour_space 'input'\\)"):
         kept_pretext(args, {**method, "neighbour_space": "input", "cluster_init_epochs": 0}, 1, train, ids)
     assert np.array_equal(kept_pretext(args, method, 1, train, ids), np.eye(3, 4))
-    assert [(c["epochs"], c["seed"]) for c in calls] == [(4, 1)]
+    assert [(c["epochs"], c["batch_size"], c["seed"]) for c in calls] == [(4, 256, 1)]
     assert np.array_equal(kept_pretext(args, method, 1, train, ids), np.eye(3, 4)) and len(calls) == 1  # read back
-    with pytest.raises(ValueError, match="pretext_e4_seed1.npz: a pretext embedding of 4 epochs with seed 1; the run "
-                                         "needs 4 epochs with seed 2"):
+    with pytest.raises(ValueError, match="pretext_e4_b256_seed1.npz: a pretext embedding of 4 epochs of batches of 256 "
+                                         "with seed 1; the run needs 4 epochs of batches of 256 with seed 2"):
         kept_pretext(args, method, 2, train, ids)
 
 

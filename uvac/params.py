@@ -19,6 +19,7 @@ from .datasets.sources import SOURCES
 
 VAE_MODELS = ("uvac", "cat_uvac", "linear_vae")  # trained by the train rule; the rest are baselines
 PRETEXT_SPACE = "pretext"  # the neighbour_space of uvac.pretext's embedding
+PRETEXT_BATCH_SIZE = 256  # clips per step of its contrastive encoder, where a method states no pretext_batch_size
 
 
 def uses_pretext(method: dict) -> bool:
@@ -27,6 +28,12 @@ def uses_pretext(method: dict) -> bool:
     can ask without importing torch."""
     return method.get("neighbour_space") == PRETEXT_SPACE and bool(
         method.get("neighbour_weight") or method.get("cluster_init_epochs"))
+
+
+def pretext_settings(method: dict) -> dict:
+    """What a method's pretext embedding depends on besides the training clips, the seed and the device:
+    the encoder's epochs and batch size (rule pretext's file name, uvac.runs.load_pretext's check)."""
+    return {"epochs": method["pretext_epochs"], "batch_size": method.get("pretext_batch_size", PRETEXT_BATCH_SIZE)}
 
 
 # What validation knows of each dataset's size before any data is read, to refuse a K larger

@@ -6,9 +6,10 @@
         history.csv/.jsonl per-epoch losses, KL terms, lr, tau, cluster usage
         embeddings.npz    test split: clip_id, label_id, z (latent means), proba, cluster
         metrics.json      test accuracy / NMI, cluster usage, device (the full metric set: evaluate rule)
-    results/runs/<dataset>/pretext_e<E>_seed<s>.npz
+    results/runs/<dataset>/pretext_e<E>_b<B>_seed<s>.npz
                           the pretext embedding of the training clips (uvac.pretext), made once for every
-                          method with pretext_epochs E that reads it, and the runs of seed s
+                          method with pretext_epochs E and pretext_batch_size B that reads it, and the runs
+                          of seed s
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from . import pretext
 from .estimators import CategoricalUVAC, LinearVAE, UVAC
 from .io import atomic_path, write_json
 from .metrics import label_scores
-from .params import check_k
+from .params import check_k, pretext_settings
 from .pipeline import load_split
 from .training import resolve_device
 
@@ -59,7 +60,7 @@ def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, 
     est = make_estimator(method, k, seed, train)
     speakers = clip_speakers(features_dir, data["clip_id"]) if method.get("speaker_centred") else None
     embedding = None if pretext_file is None else \
-        load_pretext(pretext_file, data["clip_id"], epochs=method["pretext_epochs"], seed=seed)
+        load_pretext(pretext_file, data["clip_id"], seed=seed, **pretext_settings(method))
     est.fit(data["x"], data["mask"], run_dir=run_dir, speakers=speakers, pretext_embedding=embedding)
     est.save(run_dir / "model.pt")
 
@@ -69,28 +70,29 @@ def train_run(features_dir: Path, method: dict, k: int, seed: int, train: dict, 
                              extra={"epochs": method["epochs"], "device": str(resolve_device(est.config.device))})
 
 
-def pretext_run(features_dir: Path, epochs: int, seed: int, train: dict, out: Path) -> None:
+def pretext_run(features_dir: Path, seed: int, train: dict, out: Path, *, epochs: int, batch_size: int) -> None:
     """The pretext embedding of a feature cache's training clips, as the fit of a method with these
-    pretext_epochs and seed would make it (same clips, device and threads), saved to out (.npz) with
-    the clip ids, epochs and seed that load_pretext checks."""
+    pretext settings (uvac.params.pretext_settings) and seed would make it (same clips, device and
+    threads), saved to out (.npz) with the clip ids, settings and seed that load_pretext checks."""
     data = load_split(features_dir, "train", lazy=True)
     if train["threads"]:
         torch.set_num_threads(train["threads"])
-    embedding = pretext.pretext_embedding(data["x"], data["mask"], epochs=epochs, seed=seed,
+    embedding = pretext.pretext_embedding(data["x"], data["mask"], epochs=epochs, seed=seed, batch_size=batch_size,
                                           device=resolve_device(train["device"]), progress=sys.stderr.isatty())
     with atomic_path(out) as tmp:
-        np.savez(tmp, clip_id=data["clip_id"], embedding=embedding, epochs=epochs, seed=seed)
+        np.savez(tmp, clip_id=data["clip_id"], embedding=embedding, epochs=epochs, batch_size=batch_size, seed=seed)
 
 
-def load_pretext(path: Path, clip_ids: np.ndarray, *, epochs: int, seed: int) -> np.ndarray:
+def load_pretext(path: Path, clip_ids: np.ndarray, *, epochs: int, batch_size: int, seed: int) -> np.ndarray:
     """The embedding pretext_run saved, refused unless it was made for these training clips (in this
-    order), pretext epochs and seed."""
+    order), pretext settings and seed."""
     with np.load(path) as saved:
-        made = {"epochs": int(saved["epochs"]), "seed": int(saved["seed"])}
+        made = {key: int(saved[key]) if key in saved else None for key in ("epochs", "batch_size", "seed")}
         saved_ids, embedding = saved["clip_id"], saved["embedding"]
-    if made != {"epochs": epochs, "seed": seed}:
-        raise ValueError(f"{path}: a pretext embedding of {made['epochs']} epochs with seed {made['seed']}; the run "
-                         f"needs {epochs} epochs with seed {seed}")
+    if made != {"epochs": epochs, "batch_size": batch_size, "seed": seed}:
+        raise ValueError(f"{path}: a pretext embedding of {made['epochs']} epochs of batches of {made['batch_size']} "
+                         f"with seed {made['seed']}; the run needs {epochs} epochs of batches of {batch_size} with "
+                         f"seed {seed}")
     if not np.array_equal(saved_ids, clip_ids):
         raise ValueError(f"{path}: made for {len(saved_ids)} other training clips (or in another order) than the "
                          f"feature cache's {len(clip_ids)}; make it again from this cache")

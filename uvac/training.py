@@ -75,6 +75,7 @@ class TrainConfig:
     neighbour_count: int = 5        # uvac, cat_uvac: n is drawn each step from this many nearest training clips
     neighbour_space: str = "input"  # uvac, cat_uvac: one of uvac.neighbours.NEIGHBOUR_SPACES, or "pretext"
     pretext_epochs: int = 100       # uvac, cat_uvac: epochs of the contrastive encoder of neighbour_space "pretext"
+    pretext_batch_size: int = pretext.BATCH_SIZE  # uvac, cat_uvac: clips per step of that encoder
     speaker_centred: bool = False   # uvac, cat_uvac, "pretext": each speaker's mean taken out of that embedding, and
                                     # neighbours drawn from other speakers (needs the speakers of the training clips)
     cluster_init_epochs: int = 0    # uvac, cat_uvac, "pretext": epochs teaching q(y|x) K-means clusters of that embedding
@@ -101,6 +102,9 @@ class TrainConfig:
         for name in ("grad_clip", "free_bits", "info_weight", "consistency_weight", "neighbour_weight", "warm_start_lr"):
             if not getattr(self, name) >= 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if int(self.pretext_batch_size) < 2:
+            problems.append(f"pretext_batch_size must be >= 2 (each clip's view is told from the others'), "
+                            f"got {self.pretext_batch_size}")
         if not 0 <= self.consistency_warp < 1:
             problems.append(f"consistency_warp must be in [0, 1), got {self.consistency_warp}")
         if len(self.logvar_clamp) != 2 or not self.logvar_clamp[0] < self.logvar_clamp[1]:
@@ -198,7 +202,7 @@ def train(model, x, mask=None, cfg: TrainConfig | None = None, run_dir=None, spe
     With run_dir, the checkpoint and history.jsonl / history.csv go there, and an existing
     checkpoint is resumed (refused if it belongs to another model, data size or configuration).
     speakers (N,): each clip's speaker, which cfg.speaker_centred needs.
-    pretext_embedding (N, D): uvac.pretext.pretext_embedding of x with cfg.pretext_epochs and cfg.seed, where
+    pretext_embedding (N, D): uvac.pretext.pretext_embedding of x with cfg's pretext settings and seed, where
     it was made already (the pipeline makes it once for every method that reads it); else made here if needed.
     """
     cfg = cfg or TrainConfig()
@@ -352,8 +356,8 @@ def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None, embed
     if embedding is None:
         x = x.cpu() if torch.is_tensor(x) else x
         mask = mask.cpu().numpy() if torch.is_tensor(mask) else mask
-        embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed, device=device,
-                                              progress=cfg.progress)
+        embedding = pretext.pretext_embedding(x, mask, epochs=cfg.pretext_epochs, seed=cfg.seed,
+                                              batch_size=cfg.pretext_batch_size, device=device, progress=cfg.progress)
     elif embedding.ndim != 2 or len(embedding) != len(x):
         raise ValueError(f"the pretext embedding must have one row per training clip, shape ({len(x)}, D); "
                          f"got {embedding.shape}")

@@ -12,7 +12,7 @@ config.update(json.loads(json.dumps(config, sort_keys=True)))
 DATASETS = config["datasets"]
 METHODS = config["methods"]
 RUN_DIR = "results/runs/{dataset}/{method}/k{k}/seed{seed}"
-PRETEXT = "results/runs/{dataset}/pretext_e{epochs}_seed{seed}.npz"
+PRETEXT = "results/runs/{dataset}/pretext_e{epochs}_b{batch_size}_seed{seed}.npz"
 
 
 def dataset_config(name, keys):
@@ -39,7 +39,7 @@ def train_inputs(w):
     inputs = {"features": f"data/features/{w.dataset}"}
     method = METHODS[w.method]
     if uvac_params.uses_pretext(method):
-        inputs["pretext"] = PRETEXT.format(dataset=w.dataset, epochs=method["pretext_epochs"], seed=w.seed)
+        inputs["pretext"] = PRETEXT.format(dataset=w.dataset, seed=w.seed, **uvac_params.pretext_settings(method))
     return inputs
 
 

@@ -2,8 +2,9 @@
 
 
 rule pretext:
-    """The contrastive encoder's embedding of a dataset's training clips: made once per pretext_epochs and
-    seed, and read by every method of that seed whose neighbours or cluster initialisation use it."""
+    """The contrastive encoder's embedding of a dataset's training clips: made once per pretext_epochs,
+    pretext_batch_size and seed, and read by every method of that seed whose neighbours or cluster
+    initialisation use it."""
     input:
         "data/features/{dataset}",
     output:
@@ -11,11 +12,12 @@ rule pretext:
     params:
         train={key: config["train"][key] for key in ("device", "threads")},  # what the embedding depends on
     log:
-        "logs/pretext/{dataset}/e{epochs}_seed{seed}.log",
+        "logs/pretext/{dataset}/e{epochs}_b{batch_size}_seed{seed}.log",
     benchmark:
-        "logs/benchmarks/pretext/{dataset}/e{epochs}_seed{seed}.tsv"
+        "logs/benchmarks/pretext/{dataset}/e{epochs}_b{batch_size}_seed{seed}.tsv"
     wildcard_constraints:
         epochs=r"\d+",
+        batch_size=r"\d+",
         seed=r"\d+",
     threads: config["train"]["threads"]
     resources:
