@@ -14,8 +14,9 @@ frames; `--space log_cmn_loud_stretched` does both over each clip's loud span on
 asks it of the embedding of uvac.pretext's contrastive encoder, trained here on these clips for
 --pretext-epochs epochs of --pretext-batch-size clips. The label pairs whose clips are most often each
 other's neighbours are listed too, and how often a clip's nearest clip of another speaker (in the PCA
-K-means sees) has its label. `--centre-speakers` first takes each speaker's mean out of the space: what the space holds of the label
-once the speaker's offset is gone (speaker normalisation, which needs the manifest's speakers, not labels).
+K-means sees) has its label. `--centre-speakers` first takes each speaker's mean out of the space: what
+the space holds of the label once the speaker's offset is gone (speaker normalisation, which needs the
+manifest's speakers, not labels).
 
     .venv/bin/python benchmarks/input_neighbours.py data/features/fsdd [--space SPACE]
 """
