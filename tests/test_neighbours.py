@@ -1,14 +1,16 @@
 """uvac.neighbours: each clip's nearest other clips, nearest first, the same from an array and from a
 feature cache read block by block; in log_cmn space a fixed per-band colouring no longer decides them,
 in log_cmn_stretched space neither does the speaking rate, and in log_cmn_loud_stretched space neither
-does the quiet around the word."""
+does the quiet around the word; whitening each speaker's share undoes a voice's stretch."""
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
 from uvac.clip_store import CHUNK_ROWS, NpzRows
+from uvac.metrics import unsupervised_accuracy
 from uvac.neighbours import (LOG_FLOOR, LOUD_SHARE, centre_groups, drop_self, log_cmn, loud_span, mine_neighbours,
-                             nearest_of_other_groups, row_blocks, stretch_active)
+                             nearest_of_other_groups, row_blocks, stretch_active, whiten_groups)
 
 
 def test_mined_neighbours_are_the_nearest_other_clips_nearest_first():
@@ -174,3 +176,27 @@ def test_centring_takes_each_speakers_mean_out_and_the_nearest_of_other_speakers
     assert nearest_of_other_groups(np.array([[0.0], [0.1], [5.0]]), np.array([1, 1, 2]))[:, 0].tolist() == [2, 2, 1]
     with pytest.raises(ValueError, match="the 2 clips outside the largest speaker's 2, got neighbour_count=3"):
         nearest_of_other_groups(x, speakers, 3)
+
+
+def test_whitening_each_speaker_undoes_a_voice_that_stretches_the_embedding_not_only_shifts_it():
+    """Two words, each speaker saying each 20 times, apart along x. Speaker b's voice also spreads its clips
+    far along y (as fsdd's George spreads his "two", docs/accuracy.md): centred, K-means splits b's spread
+    instead of the words; each speaker's share whitened, it finds the words."""
+    rng = np.random.default_rng(0)
+    word = np.repeat([0, 1], 20)
+    a = np.stack([2.0 * word - 1, np.zeros(40)], 1) + 0.2 * rng.standard_normal((40, 2))
+    b = np.stack([2.0 * word - 1, np.zeros(40)], 1) + [0.2, 3.0] * rng.standard_normal((40, 2)) + [30.0, -7.0]
+    x, speakers, words = np.concatenate([a, b]), np.repeat(["a", "b"], 40), np.concatenate([word, word])
+    words_found = lambda points: unsupervised_accuracy(words, KMeans(2, n_init=10, random_state=0).fit_predict(points))
+    assert words_found(centre_groups(x, speakers)) < 0.75
+    whitened = whiten_groups(x, speakers, 2, shrinkage=0.0)
+    for speaker in ("a", "b"):  # each speaker's share: mean 0, identity covariance
+        rows = whitened[speakers == speaker]
+        assert np.allclose(rows.mean(0), 0, atol=1e-5) and np.allclose(np.cov(rows, rowvar=False), np.eye(2), atol=1e-4)
+    assert words_found(whitened) == 1.0
+    assert words_found(whiten_groups(x, speakers, 2)) == 1.0  # shrunk halfway to the identity, as in training
+    # a lone clip is centred to the origin and left there; more axes than the data has are refused
+    lone = whiten_groups(np.concatenate([x, [[5.0, 5.0]]]), np.append(speakers, "c"), 2)
+    assert np.isfinite(lone).all() and np.allclose(lone[-1], 0, atol=1e-5)
+    with pytest.raises(ValueError, match="between 1 and min\\(clips, embedding width\\) = 2 principal axes, got 3"):
+        whiten_groups(x, speakers, 3)

@@ -67,6 +67,9 @@ def test_deep_merge_replaces_lists_and_merges_dicts():
     (lambda p: p["methods"]["cat_uvac"].update(cluster_init_epochs=3), "methods.cat_uvac.neighbour_space: expected 'pretext', got 'input' (cluster_init_epochs starts from the pretext embedding)"),
     (lambda p: p["methods"]["linear_vae"].update(cluster_init_epochs=3), "methods.linear_vae: unknown key(s) ['cluster_init_epochs']"),
     (lambda p: p["methods"]["cat_uvac"].update(speaker_centred="yes"), "methods.cat_uvac.speaker_centred: expected boolean"),
+    (lambda p: p["methods"]["cat_uvac"].update(neighbour_space="pretext", pretext_epochs=5, speaker_whitening=8),
+     "methods.cat_uvac.speaker_centred: expected True, got False (speaker_whitening acts on the speaker-centred embedding)"),
+    (lambda p: p["methods"]["uvac"].update(speaker_whitening=-1), "methods.uvac.speaker_whitening: -1 is less than the minimum of 0"),
     (lambda p: p["methods"]["uvac"].update(warm_start_lr=-1), "methods.uvac.warm_start_lr: -1 is less than the minimum of 0"),
     (lambda p: p["evaluate"].update(silhouette_sample=5), "evaluate.silhouette_sample"),
 ])
@@ -84,7 +87,7 @@ def test_uvac_methods_may_take_the_cluster_remedies(paper):
     ok["methods"]["uvac"].update(info_weight=100.0, neighbour_weight=60.0, neighbour_space="log_cmn_stretched")
     P.validate(ok)
     ok["methods"]["uvac"].update(neighbour_space="pretext", pretext_epochs=50, speaker_centred=True, cluster_init_epochs=3,
-                                 warm_start_lr=1e-4)
+                                 warm_start_lr=1e-4, speaker_whitening=32)
     P.validate(ok)
 
 

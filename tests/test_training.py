@@ -1,6 +1,7 @@
 """The training loop and the estimators: learning, determinism, resume, divergence, remedies, persistence."""
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,8 @@ from uvac.models import MODELS
 from uvac.models.categorical import categorical_kl_paid
 from uvac.models.cluster_remedies import (consistency_kl, kl_uniform, neighbour_disagreement, shifted_and_warped,
                                           unequal_usage_minus_information)
-from uvac.neighbours import NEIGHBOUR_SPACES, centre_groups, mine_neighbours, nearest_of_other_groups, nearest_others
+from uvac.neighbours import (NEIGHBOUR_SPACES, centre_groups, mine_neighbours, nearest_of_other_groups, nearest_others,
+                             whiten_groups)
 from uvac.pretext import pretext_embedding
 from uvac.runs import clip_speakers
 from uvac.training import TrainConfig, train
@@ -478,6 +480,13 @@ def test_speaker_centred_neighbours_are_the_nearest_of_other_speakers_in_the_cen
     assert np.allclose(np.linalg.norm(training.pretext_points(x, mask, cfg, speakers=speakers), axis=1), 1)
     assert np.array_equal(seen[-1].numpy(), nearest_of_other_groups(centred, speakers, 3))
     assert (speakers[seen[-1].numpy()] != speakers[:, None]).all()
+    # with speaker_whitening, the same neighbours are drawn from each speaker's whitened share instead
+    whitened_cfg = replace(cfg, speaker_whitening=4)
+    train(fresh("cat_uvac"), x, mask, whitened_cfg, speakers=speakers)
+    whitened = whiten_groups(embedding, speakers, 4)
+    whitened /= np.linalg.norm(whitened, axis=1, keepdims=True)
+    assert np.allclose(training.pretext_points(x, mask, whitened_cfg, speakers=speakers), whitened, atol=1e-6)
+    assert np.array_equal(seen[-1].numpy(), nearest_of_other_groups(whitened, speakers, 3))
     with pytest.raises(ValueError, match="speaker_centred needs the speaker of each of the 16 training clips; got none"):
         train(fresh("cat_uvac"), x, mask, cfg)
     with pytest.raises(ValueError, match="16 training clips; got 16, 1 missing"):
@@ -530,6 +539,11 @@ def test_the_pretext_settings_are_refused_where_they_do_not_apply():
             TrainConfig(neighbour_space="log_cmn", **setting)
     with pytest.raises(ValueError, match="cluster_init_epochs must be >= 0, got -1"):
         TrainConfig(cluster_init_epochs=-1)
+    with pytest.raises(ValueError, match="speaker_whitening acts on the speaker-centred embedding: it needs "
+                                         "speaker_centred, got speaker_whitening=4 without it"):
+        TrainConfig(neighbour_space="pretext", speaker_whitening=4)
+    with pytest.raises(ValueError, match="speaker_whitening must be >= 0, got -1"):
+        TrainConfig(neighbour_space="pretext", speaker_centred=True, speaker_whitening=-1)
 
 
 def test_neighbour_mining_keeps_to_the_threads_the_job_declared(monkeypatch):

@@ -14,7 +14,7 @@ which differ with its onset, leave the word's frames alone (benchmarks/input_nei
 from __future__ import annotations
 
 import numpy as np
-from sklearn.decomposition import IncrementalPCA
+from sklearn.decomposition import PCA, IncrementalPCA
 from sklearn.neighbors import NearestNeighbors
 
 from uvac.clip_store import CHUNK_ROWS
@@ -29,6 +29,7 @@ def row_blocks(n: int, rows: int) -> list[tuple[int, int]]:
 NEIGHBOUR_SPACES = ("input", "log_cmn", "log_cmn_stretched", "log_cmn_loud_stretched")
 LOG_FLOOR = 1e-3  # the input lies in [0, 1]; the floor keeps near-silent bins from dominating the log
 LOUD_SHARE = 0.1  # a frame is loud when its mean over bins is at least this share of the loudest frame's
+GROUP_SHRINKAGE = 0.5  # whiten_groups: share of each group's covariance replaced by a multiple of the identity
 
 
 def log_cmn(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -139,6 +140,28 @@ def centre_groups(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     for group in np.unique(groups):
         x[groups == group] -= x[groups == group].mean(axis=0)
     return x
+
+
+def whiten_groups(x: np.ndarray, groups: np.ndarray, dims: int, shrinkage: float = GROUP_SHRINKAGE) -> np.ndarray:
+    """(N, dims): x less each group's mean, on the first `dims` principal axes of all groups, with each group's
+    covariance there whitened. A speaker's voice does more than shift the embedding: it stretches it along
+    its own axes (on fsdd, one speaker's "two" forms a cluster of its own after centring), and whitening
+    each speaker's share undoes that too (docs/accuracy.md). Each group's covariance C is first shrunk to
+    (1 - shrinkage) C + shrinkage tr(C)/dims I, so that a group of fewer clips than dims stays invertible."""
+    centred = centre_groups(x, groups)
+    if not 1 <= dims <= min(centred.shape):
+        raise ValueError(f"speaker whitening keeps between 1 and min(clips, embedding width) = "
+                         f"{min(centred.shape)} principal axes, got {dims}")
+    projected = PCA(dims, svd_solver="full").fit_transform(centred.astype(np.float64))
+    for group in np.unique(groups):
+        rows = projected[groups == group]
+        covariance = np.cov(rows, rowvar=False) if len(rows) > 1 else np.zeros((dims, dims))
+        scale = np.trace(covariance) / dims
+        if scale == 0:  # a single clip, or identical ones: centred to zero, nothing to whiten
+            continue
+        values, vectors = np.linalg.eigh((1 - shrinkage) * covariance + shrinkage * scale * np.eye(dims))
+        projected[groups == group] = rows @ vectors @ np.diag(values ** -0.5) @ vectors.T
+    return projected.astype(np.float32)
 
 
 def nearest_of_other_groups(points: np.ndarray, groups: np.ndarray, n_neighbours: int = 1,

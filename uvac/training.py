@@ -35,7 +35,7 @@ from uvac.clip_store import CHUNK_ROWS, NpzRows, chunks
 from uvac.io import atomic_path
 from uvac import pretext
 from uvac.neighbours import (NEIGHBOUR_SPACES, centre_groups, check_neighbour_count, check_other_group_count,
-                             mine_neighbours, nearest_of_other_groups, nearest_others)
+                             mine_neighbours, nearest_of_other_groups, nearest_others, whiten_groups)
 
 log = logging.getLogger("uvac.training")
 CHECKPOINT = "checkpoint.pt"
@@ -78,6 +78,8 @@ class TrainConfig:
     pretext_batch_size: int = pretext.BATCH_SIZE  # uvac, cat_uvac: clips per step of that encoder
     speaker_centred: bool = False   # uvac, cat_uvac, "pretext": each speaker's mean taken out of that embedding, and
                                     # neighbours drawn from other speakers (needs the speakers of the training clips)
+    speaker_whitening: int = 0      # uvac, cat_uvac, speaker_centred: each speaker's share whitened on this many principal
+                                    # axes of the centred embedding (uvac.neighbours.whiten_groups); 0 = centred only
     cluster_init_epochs: int = 0    # uvac, cat_uvac, "pretext": epochs teaching q(y|x) K-means clusters of that embedding
                                     # first (uvac: after any pre-training); 0 = off
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
@@ -93,7 +95,7 @@ class TrainConfig:
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("kl_warmup_epochs", "pretrain_epochs", "threads", "consistency_shift", "cluster_init_epochs",
-                     "lr_warmup_steps"):
+                     "lr_warmup_steps", "speaker_whitening"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_start", "lr_end", "tau_start", "tau_end", "lam"):
@@ -117,6 +119,9 @@ class TrainConfig:
         if (self.speaker_centred or self.cluster_init_epochs) and self.neighbour_space != pretext.SPACE:
             problems.append(f"speaker_centred and cluster_init_epochs act on the pretext embedding: they need "
                             f"neighbour_space {pretext.SPACE!r}, got {self.neighbour_space!r}")
+        if self.speaker_whitening and not self.speaker_centred:
+            problems.append(f"speaker_whitening acts on the speaker-centred embedding: it needs speaker_centred, "
+                            f"got speaker_whitening={self.speaker_whitening} without it")
         if self.warm_start_lr and not (self.pretrain_epochs or self.cluster_init_epochs):
             problems.append(f"warm_start_lr sets the rate of pre-training and the cluster initialisation: it needs "
                             f"pretrain_epochs or cluster_init_epochs >= 1, got {self.warm_start_lr} with neither")
@@ -348,9 +353,9 @@ def training_neighbours(x, mask, cfg: TrainConfig, device="cpu", speakers=None, 
 
 def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None, embedding=None) -> np.ndarray:
     """The training clips in the embedding of a contrastive encoder (uvac.pretext), trained here first unless
-    `embedding` is that encoder's output already; with cfg.speaker_centred, each speaker's mean taken out and
-    the rows brought back to unit length: what the embedding holds of the word once the voice's offset is
-    gone (docs/accuracy.md)."""
+    `embedding` is that encoder's output already; with cfg.speaker_centred, each speaker's mean taken out (and
+    with cfg.speaker_whitening, each speaker's spread whitened) and the rows brought back to unit length: what
+    the embedding holds of the word once the voice's offset is gone (docs/accuracy.md)."""
     if cfg.speaker_centred:  # before the encoder's epochs
         speakers = checked_speakers(speakers, len(x))
     if embedding is None:
@@ -363,7 +368,8 @@ def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None, embed
                          f"got {embedding.shape}")
     if not cfg.speaker_centred:
         return embedding
-    centred = centre_groups(embedding, speakers)
+    centred = whiten_groups(embedding, speakers, cfg.speaker_whitening) if cfg.speaker_whitening \
+        else centre_groups(embedding, speakers)
     return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
 
 
