@@ -373,13 +373,17 @@ def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None, embed
     return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
 
 
+def start_clusters(embedding: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+    """The clusters the initialisation teaches: K-means on the pretext points (pretext_points), seeded."""
+    return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(embedding)
+
+
 def init_clusters(model, x, mask, cfg: TrainConfig, device, perm_gen, embedding: np.ndarray) -> list[dict]:
     """Start the cluster posterior from the clusters of the pretext embedding (as SCAN starts from its
     pretext): K-means there gives each training clip a cluster, and q(y|x) (cat_uvac) or the
     responsibilities of the latent mean (uvac: encoder and prior) learn them by cross-entropy for
     cfg.cluster_init_epochs epochs before the full loss takes over, which may move them."""
-    clusters = KMeans(model.n_clusters, n_init=10, random_state=cfg.seed).fit_predict(embedding)
-    clusters = torch.from_numpy(clusters).long().to(device)
+    clusters = torch.from_numpy(start_clusters(embedding, model.n_clusters, cfg.seed)).long().to(device)
     optimizer = adam(model, cfg.start_lr, device)
     n_batches = math.ceil(len(x) / cfg.batch_size)
 
