@@ -501,6 +501,8 @@ def test_speaker_centred_neighbours_are_the_nearest_of_other_speakers_in_the_cen
     with pytest.raises(ValueError, match="the 8 clips outside the largest speaker's 8, got neighbour_count=9"):
         training.training_neighbours(x, mask, quick(neighbour_count=9, neighbour_space="pretext", speaker_centred=True),
                                      speakers=speakers)
+    with pytest.raises(ValueError, match="between 1 and min\\(clips, embedding width\\) = 16 principal axes, got 17"):
+        training.pretext_points(x, mask, replace(cfg, speaker_whitening=17), speakers=speakers)
     with pytest.raises(ValueError, match="1 <= neighbour_count < the 16 training clips, got neighbour_count=16"):
         training.training_neighbours(x, mask, quick(neighbour_count=16, neighbour_space="pretext"))
 

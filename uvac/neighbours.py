@@ -142,16 +142,21 @@ def centre_groups(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return x
 
 
+def check_whitening_axes(dims: int, clips: int, width: int) -> None:
+    """Refuse more principal axes than `clips` rows of `width` columns have (whiten_groups)."""
+    if not 1 <= dims <= min(clips, width):
+        raise ValueError(f"speaker whitening keeps between 1 and min(clips, embedding width) = {min(clips, width)} "
+                         f"principal axes, got {dims}")
+
+
 def whiten_groups(x: np.ndarray, groups: np.ndarray, dims: int, shrinkage: float = GROUP_SHRINKAGE) -> np.ndarray:
     """(N, dims): x less each group's mean, on the first `dims` principal axes of all groups, with each group's
     covariance there whitened. A speaker's voice does more than shift the embedding: it stretches it along
     its own axes (on fsdd, one speaker's "two" forms a cluster of its own after centring), and whitening
     each speaker's share undoes that too (docs/accuracy.md). Each group's covariance C is first shrunk to
     (1 - shrinkage) C + shrinkage tr(C)/dims I, so that a group of fewer clips than dims stays invertible."""
+    check_whitening_axes(dims, *x.shape)
     centred = centre_groups(x, groups)
-    if not 1 <= dims <= min(centred.shape):
-        raise ValueError(f"speaker whitening keeps between 1 and min(clips, embedding width) = "
-                         f"{min(centred.shape)} principal axes, got {dims}")
     projected = PCA(dims, svd_solver="full").fit_transform(centred.astype(np.float64))
     for group in np.unique(groups):
         rows = projected[groups == group]

@@ -37,6 +37,7 @@ NOISE = (1e-3, 0.1)     # range of a uniform noise floor's level, on the input's
 GAIN = 1.0              # largest log gain
 BAND_MASK = 8           # up to this many bins of each view silenced (SpecAugment)
 FRAME_MASK = 9          # and up to this many frames
+EMBEDDING_WIDTH = 512   # a clip's embedding: the mean and max of a bidirectional GRU of EMBEDDING_WIDTH // 4 units
 
 
 def log_input(x, mask=None) -> torch.Tensor:
@@ -91,7 +92,7 @@ class PretextEncoder(nn.Module):
     """Four strided conv blocks, the frequency axis averaged to 4 rows, a bidirectional GRU over time,
     its outputs' mean and max: a 4 * hidden embedding of a clip of any length."""
 
-    def __init__(self, width: int = 32, hidden: int = 128):
+    def __init__(self, width: int = 32, hidden: int = EMBEDDING_WIDTH // 4):
         super().__init__()
         blocks, channels = [], 1
         for out in (width, 2 * width, 4 * width, 4 * width):

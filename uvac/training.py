@@ -35,7 +35,8 @@ from uvac.clip_store import CHUNK_ROWS, NpzRows, chunks
 from uvac.io import atomic_path
 from uvac import pretext
 from uvac.neighbours import (NEIGHBOUR_SPACES, centre_groups, check_neighbour_count, check_other_group_count,
-                             mine_neighbours, nearest_of_other_groups, nearest_others, whiten_groups)
+                             check_whitening_axes, mine_neighbours, nearest_of_other_groups, nearest_others,
+                             whiten_groups)
 
 log = logging.getLogger("uvac.training")
 CHECKPOINT = "checkpoint.pt"
@@ -358,6 +359,9 @@ def pretext_points(x, mask, cfg: TrainConfig, device="cpu", speakers=None, embed
     the embedding holds of the word once the voice's offset is gone (docs/accuracy.md)."""
     if cfg.speaker_centred:  # before the encoder's epochs
         speakers = checked_speakers(speakers, len(x))
+    if cfg.speaker_whitening:
+        width = pretext.EMBEDDING_WIDTH if embedding is None else embedding.shape[-1]
+        check_whitening_axes(cfg.speaker_whitening, len(x), width)
     if embedding is None:
         x = x.cpu() if torch.is_tensor(x) else x
         mask = mask.cpu().numpy() if torch.is_tensor(mask) else mask
