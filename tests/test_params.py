@@ -71,6 +71,8 @@ def test_deep_merge_replaces_lists_and_merges_dicts():
      "methods.cat_uvac.speaker_centred: expected True, got False (speaker_whitening acts on the speaker-centred embedding)"),
     (lambda p: p["methods"]["uvac"].update(speaker_whitening=-1), "methods.uvac.speaker_whitening: -1 is less than the minimum of 0"),
     (lambda p: p["methods"]["uvac"].update(warm_start_lr=-1), "methods.uvac.warm_start_lr: -1 is less than the minimum of 0"),
+    (lambda p: p["methods"]["uvac"].update(init_lr_end=1e-4), "methods.uvac.cluster_init_epochs: missing"),
+    (lambda p: p["methods"]["cat_uvac"].update(init_lr_end=1e-4), "methods.cat_uvac.cluster_init_epochs: 0 is less than the minimum of 1"),
     (lambda p: p["evaluate"].update(silhouette_sample=5), "evaluate.silhouette_sample"),
 ])
 def test_bad_params_name_the_key(paper, mutate, expected):
@@ -87,7 +89,7 @@ def test_uvac_methods_may_take_the_cluster_remedies(paper):
     ok["methods"]["uvac"].update(info_weight=100.0, neighbour_weight=60.0, neighbour_space="log_cmn_stretched")
     P.validate(ok)
     ok["methods"]["uvac"].update(neighbour_space="pretext", pretext_epochs=50, speaker_centred=True, cluster_init_epochs=3,
-                                 warm_start_lr=1e-4, speaker_whitening=32)
+                                 warm_start_lr=1e-4, speaker_whitening=32, init_lr_end=1e-5)
     P.validate(ok)
 
 

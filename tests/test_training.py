@@ -531,6 +531,24 @@ def test_the_cluster_initialisation_teaches_q_y_the_kmeans_clusters_of_the_prete
     assert without_time(run) == without_time(again)
 
 
+def test_init_lr_end_decays_the_rate_of_the_cluster_initialisation():
+    x, mask = spectrograms(n=48)
+    settings = dict(epochs=1, neighbour_space="pretext", pretext_epochs=2, cluster_init_epochs=3, seed=1,
+                    warm_start_lr=4e-3, lr_start=1e-4, lr_end=1e-4)
+    decayed = train(fresh("cat_uvac"), x, mask, quick(init_lr_end=1e-3, **settings))
+    assert [(r["phase"], r["lr"]) for r in decayed] == [("cluster_init", 4e-3), ("cluster_init", pytest.approx(2e-3)),
+                                                        ("cluster_init", pytest.approx(1e-3)), ("train", 1e-4)]
+    constant = train(fresh("cat_uvac"), x, mask, quick(**settings))
+    assert [r["lr"] for r in constant[:3]] == [4e-3] * 3
+    assert without_time(decayed[:1]) == without_time(constant[:1])  # the same first epoch, at the same rate
+    assert without_time(decayed[1:3]) != without_time(constant[1:3])  # then the optimizer runs at the lower rate
+    with pytest.raises(ValueError, match="init_lr_end is the rate the cluster initialisation decays to: it needs "
+                                         "cluster_init_epochs >= 1, got 0.001 without it"):
+        TrainConfig(init_lr_end=1e-3)
+    with pytest.raises(ValueError, match="init_lr_end must be >= 0, got -1"):
+        TrainConfig(init_lr_end=-1, neighbour_space="pretext", cluster_init_epochs=1)
+
+
 def test_the_pretext_settings_are_refused_where_they_do_not_apply():
     x, mask = spectrograms()
     with pytest.raises(ValueError, match="cluster_init_epochs applies to a cluster posterior.*\\(model: linear_vae\\)"):

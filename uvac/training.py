@@ -85,6 +85,7 @@ class TrainConfig:
                                     # first (uvac: after any pre-training); 0 = off
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
     warm_start_lr: float = 0.0      # constant lr of pre-training and the cluster initialisation; 0 = lr_start
+    init_lr_end: float = 0.0        # the cluster initialisation's lr decays from start_lr to this by its last epoch; 0 = constant
     lr_warmup_steps: int = 0        # full loss: its lr rises linearly over its first steps from a fresh Adam; 0 = off
     threads: int = 0                # CPU threads; 0 = torch's default
     progress: bool = True
@@ -102,7 +103,8 @@ class TrainConfig:
         for name in ("lr_start", "lr_end", "tau_start", "tau_end", "lam"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("grad_clip", "free_bits", "info_weight", "consistency_weight", "neighbour_weight", "warm_start_lr"):
+        for name in ("grad_clip", "free_bits", "info_weight", "consistency_weight", "neighbour_weight", "warm_start_lr",
+                     "init_lr_end"):
             if not getattr(self, name) >= 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if int(self.pretext_batch_size) < 2:
@@ -126,6 +128,9 @@ class TrainConfig:
         if self.warm_start_lr and not (self.pretrain_epochs or self.cluster_init_epochs):
             problems.append(f"warm_start_lr sets the rate of pre-training and the cluster initialisation: it needs "
                             f"pretrain_epochs or cluster_init_epochs >= 1, got {self.warm_start_lr} with neither")
+        if self.init_lr_end and not self.cluster_init_epochs:
+            problems.append(f"init_lr_end is the rate the cluster initialisation decays to: it needs "
+                            f"cluster_init_epochs >= 1, got {self.init_lr_end} without it")
         if self.recon not in ("bce", "mse"):
             problems.append(f"recon must be 'bce' or 'mse', got {self.recon!r}")
         if problems:
@@ -386,7 +391,8 @@ def init_clusters(model, x, mask, cfg: TrainConfig, device, perm_gen, embedding:
     """Start the cluster posterior from the clusters of the pretext embedding (as SCAN starts from its
     pretext): K-means there gives each training clip a cluster, and q(y|x) (cat_uvac) or the
     responsibilities of the latent mean (uvac: encoder and prior) learn them by cross-entropy for
-    cfg.cluster_init_epochs epochs before the full loss takes over, which may move them."""
+    cfg.cluster_init_epochs epochs before the full loss takes over, which may move them. With init_lr_end the
+    rate decays there, so that the taught clusters settle instead of ending wherever the last steps leave them."""
     clusters = torch.from_numpy(start_clusters(embedding, model.n_clusters, cfg.seed)).long().to(device)
     optimizer = adam(model, cfg.start_lr, device)
     n_batches = math.ceil(len(x) / cfg.batch_size)
@@ -400,10 +406,12 @@ def init_clusters(model, x, mask, cfg: TrainConfig, device, perm_gen, embedding:
     with tqdm(total=cfg.cluster_init_epochs * n_batches, disable=not cfg.progress, desc="cluster init",
               unit="batch", dynamic_ncols=True) as bar:
         for epoch in range(cfg.cluster_init_epochs):
-            row = run_epoch(model, optimizer, x, mask, cross_entropy, lr=cfg.start_lr, cfg=cfg, device=device,
+            lr = exp_schedule(cfg.start_lr, cfg.init_lr_end, epoch, cfg.cluster_init_epochs) if cfg.init_lr_end \
+                else cfg.start_lr
+            row = run_epoch(model, optimizer, x, mask, cross_entropy, lr=lr, cfg=cfg, device=device,
                             perm_gen=perm_gen, where=f"cluster initialisation epoch {epoch + 1}/{cfg.cluster_init_epochs}",
                             checkpoint=None, bar=bar)
-            history.append({"phase": "cluster_init", "epoch": epoch + 1, **row, "lr": cfg.start_lr})
+            history.append({"phase": "cluster_init", "epoch": epoch + 1, **row, "lr": lr})
             log.info("cluster initialisation epoch %d/%d: cross-entropy %.4g, clusters in use %s, %.1f s", epoch + 1,
                      cfg.cluster_init_epochs, row["loss"], row["clusters_used"], row["seconds"])
     return history
