@@ -159,13 +159,14 @@ def whiten_groups(x: np.ndarray, groups: np.ndarray, dims: int, shrinkage: float
     centred = centre_groups(x, groups)
     projected = PCA(dims, svd_solver="full").fit_transform(centred.astype(np.float64))
     for group in np.unique(groups):
-        rows = projected[groups == group]
+        members = groups == group
+        rows = projected[members]
         covariance = np.cov(rows, rowvar=False) if len(rows) > 1 else np.zeros((dims, dims))
         scale = np.trace(covariance) / dims
         if scale == 0:  # a single clip, or identical ones: centred to zero, nothing to whiten
             continue
         values, vectors = np.linalg.eigh((1 - shrinkage) * covariance + shrinkage * scale * np.eye(dims))
-        projected[groups == group] = rows @ vectors @ np.diag(values ** -0.5) @ vectors.T
+        projected[members] = rows @ vectors @ np.diag(values ** -0.5) @ vectors.T
     return projected.astype(np.float32)
 
 
