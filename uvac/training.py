@@ -84,7 +84,7 @@ class TrainConfig:
     cluster_init_epochs: int = 0    # uvac, cat_uvac, "pretext": epochs teaching q(y|x) K-means clusters of that embedding
                                     # first (uvac: after any pre-training); 0 = off
     pretrain_epochs: int = 0        # uvac: autoencoder epochs, then a GaussianMixture fit initialises the prior
-    warm_start_lr: float = 0.0      # constant lr of pre-training and the cluster initialisation; 0 = lr_start
+    warm_start_lr: float = 0.0      # lr of pre-training and the cluster initialisation (its start, with init_lr_end); 0 = lr_start
     init_lr_end: float = 0.0        # the cluster initialisation's lr decays from start_lr to this by its last epoch; 0 = constant
     lr_warmup_steps: int = 0        # full loss: its lr rises linearly over its first steps from a fresh Adam; 0 = off
     threads: int = 0                # CPU threads; 0 = torch's default
